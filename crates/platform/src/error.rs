@@ -1,0 +1,220 @@
+//! The one error type of HTTP handlers, mapped once to a JSON body.
+//!
+//! Every error response has the same shape:
+//!
+//! ```json
+//! {"error": {"code": "invalid_field", "message": "...", "field": "hours", "requestId": "..."}}
+//! ```
+//!
+//! `code` is stable for machines, `message` is for people, `field` names the
+//! offending input when there is one, and `requestId` is API Gateway's
+//! request id, which is also on every log line of the request. A 500 says
+//! nothing about its cause: the cause is logged here, once, with that id.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::request_id;
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or a field is invalid.
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    /// 401: no valid credentials.
+    #[error("authentication required")]
+    Unauthorized,
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: the named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// 409: the change conflicts with existing data.
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        field: Option<String>,
+    },
+    /// 413: the body is larger than the route accepts.
+    #[error("request body larger than {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    /// 503: a dependency is unavailable; retrying later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: anything else. The cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 naming the field at fault.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    /// A 400 for a request that is malformed as a whole.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::Unavailable(format!("database unavailable: {}", pool_error_kind(&error)))
+    }
+}
+
+fn pool_error_kind(error: &deadpool_postgres::PoolError) -> &'static str {
+    match error {
+        deadpool_postgres::PoolError::Timeout(_) => "timed out",
+        _ => "cannot connect",
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "request failed");
+                "internal error; quote the request id when reporting it".to_owned()
+            }
+            Self::Unavailable(reason) => {
+                tracing::warn!(%reason, "dependency unavailable");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+                field: self.field(),
+                request_id: request_id::current(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = request_id::scope("req-1".into(), async { error.into_response() }).await;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn field_errors_name_the_field_and_carry_the_request_id() {
+        let (status, body) = body_of(ApiError::invalid_field("hours", "must be 1..=720")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["field"], "hours");
+        assert_eq!(body["error"]["code"], "invalid_field");
+        assert_eq!(body["error"]["requestId"], "req-1");
+    }
+
+    #[tokio::test]
+    async fn internal_errors_do_not_leak_their_cause() {
+        let cause = anyhow::anyhow!("relation \"secret_table\" does not exist");
+        let (status, body) = body_of(ApiError::Internal(cause)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("secret_table"));
+        assert_eq!(body["error"]["code"], "internal");
+    }
+
+    #[tokio::test]
+    async fn not_found_is_a_404_not_a_500() {
+        let (status, body) = body_of(ApiError::NotFound("service \"x\"".into())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+}
