@@ -67,8 +67,13 @@ impl Env {
         }
     }
 
-    pub fn millis_or(&self, variable: &'static str, default_ms: u64) -> Result<Duration, ConfigError> {
-        self.parsed_or(variable, default_ms).map(Duration::from_millis)
+    pub fn millis_or(
+        &self,
+        variable: &'static str,
+        default_ms: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.parsed_or(variable, default_ms)
+            .map(Duration::from_millis)
     }
 }
 
@@ -156,7 +161,10 @@ mod tests {
 
     #[test]
     fn an_empty_non_pooling_url_counts_as_unset() {
-        let env = Env::from_pairs([("POSTGRES_URL", "postgres://pooler/db"), ("POSTGRES_URL_NON_POOLING", "")]);
+        let env = Env::from_pairs([
+            ("POSTGRES_URL", "postgres://pooler/db"),
+            ("POSTGRES_URL_NON_POOLING", ""),
+        ]);
         let config = DatabaseConfig::from_env(&env).expect("valid");
         assert_eq!(config.direct_url().expose_secret(), "postgres://pooler/db");
     }
@@ -170,7 +178,15 @@ mod tests {
 
     #[test]
     fn a_zero_pool_size_is_refused() {
-        let env = Env::from_pairs([("POSTGRES_URL", "postgres://h/db"), ("DB_POOL_MAX_SIZE", "0")]);
-        assert_eq!(DatabaseConfig::from_env(&env).expect_err("must fail").variable, "DB_POOL_MAX_SIZE");
+        let env = Env::from_pairs([
+            ("POSTGRES_URL", "postgres://h/db"),
+            ("DB_POOL_MAX_SIZE", "0"),
+        ]);
+        assert_eq!(
+            DatabaseConfig::from_env(&env)
+                .expect_err("must fail")
+                .variable,
+            "DB_POOL_MAX_SIZE"
+        );
     }
 }

@@ -174,8 +174,8 @@ impl ConnectionSettings {
         let config = match self.certificate_check {
             CertificateCheck::Full => builder.with_root_certificates(roots).with_no_client_auth(),
             CertificateCheck::ChainOnly => {
-                let inner =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+                let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()?;
                 builder
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier { inner }))
@@ -209,10 +209,13 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
             | Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForNameContext { .. },
@@ -302,7 +305,8 @@ mod tests {
 
     #[test]
     fn verify_full_is_accepted_and_checks_the_host_name() {
-        let s = parse("postgresql://u:p@ep-x.eu-central-1.aws.neon.tech/neondb?sslmode=verify-full");
+        let s =
+            parse("postgresql://u:p@ep-x.eu-central-1.aws.neon.tech/neondb?sslmode=verify-full");
         assert_eq!(s.pg.get_ssl_mode(), SslMode::Require);
         assert_eq!(s.certificate_check, CertificateCheck::Full);
     }
@@ -334,7 +338,10 @@ mod tests {
 
     #[test]
     fn prefer_is_the_default_and_disable_turns_tls_off() {
-        assert_eq!(parse("postgres://u@h/db").pg.get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(
+            parse("postgres://u@h/db").pg.get_ssl_mode(),
+            SslMode::Prefer
+        );
         assert_eq!(
             parse("postgres://u@h/db?sslmode=disable").pg.get_ssl_mode(),
             SslMode::Disable

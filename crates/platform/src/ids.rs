@@ -37,6 +37,9 @@ mod tests {
     fn ids_are_canonical_uuid_text() {
         let id = new_id();
         assert_eq!(id.len(), 36);
-        assert_eq!(Uuid::parse_str(&id).map(|u| u.get_version_num()).ok(), Some(7));
+        assert_eq!(
+            Uuid::parse_str(&id).map(|u| u.get_version_num()).ok(),
+            Some(7)
+        );
     }
 }

@@ -55,7 +55,9 @@ impl Invocation {
         if payload.get("source").and_then(Value::as_str) == Some("aws.events")
             && payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
         {
-            return Ok(Self::Event(Event::Schedule(serde_json::from_value(payload)?)));
+            return Ok(Self::Event(Event::Schedule(serde_json::from_value(
+                payload,
+            )?)));
         }
         if has("RequestType") && has("ResponseURL") && has("StackId") {
             return Ok(Self::Event(Event::CustomResource(Box::new(
@@ -136,7 +138,11 @@ mod tests {
 
     #[test]
     fn cloudformation_requests_are_custom_resources() {
-        for name in ["cloudformation-create.json", "cloudformation-update.json", "cloudformation-delete.json"] {
+        for name in [
+            "cloudformation-create.json",
+            "cloudformation-update.json",
+            "cloudformation-delete.json",
+        ] {
             assert!(
                 matches!(
                     Invocation::classify(fixture(name)),
@@ -162,9 +168,13 @@ mod tests {
         payload["rawPath"] = "/api/ping".into();
         payload["requestContext"]["http"]["path"] = "/api/ping".into();
         let never_called = |_: Event, _: Context| async { anyhow::bail!("not an event") };
-        let response = handle(router, &never_called, LambdaEvent::new(payload, Context::default()))
-            .await
-            .expect("handled");
+        let response = handle(
+            router,
+            &never_called,
+            LambdaEvent::new(payload, Context::default()),
+        )
+        .await
+        .expect("handled");
         assert_eq!(response["statusCode"], 200);
         assert_eq!(response["body"], "pong");
     }

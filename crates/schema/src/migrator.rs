@@ -1,0 +1,567 @@
+//! Applies migrations the way Prisma would, safely under concurrency.
+//!
+//! - Each migration runs in one transaction together with its ledger row:
+//!   it is applied completely or not at all.
+//! - Every transaction first takes `pg_advisory_xact_lock(72707369)`, the
+//!   key `prisma migrate deploy` locks, so the bundle and Prisma never
+//!   migrate at once. It is transaction-scoped on purpose: it works through
+//!   a transaction-mode pooler and cannot leak if a connection dies (a
+//!   leaked session lock is a known way to wedge Prisma deploys on Neon).
+//! - A failure is recorded in its own transaction as a ledger row with
+//!   neither `finished_at` nor `rolled_back_at`, Prisma's "failed" state.
+//!   Like Prisma's P3009, any such row blocks further runs until an
+//!   operator marks it rolled back (`migrate resolve --rolled-back <name>`).
+//! - A run on an up-to-date database reads the ledgers once and writes
+//!   nothing.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::{
+    contract::Contract,
+    migrations::{self, CONTRACT_MIGRATION, Ledger, Migration},
+};
+
+/// `prisma migrate deploy`'s advisory lock key.
+pub const ADVISORY_LOCK_KEY: i64 = 72_707_369;
+
+/// Prisma's own definition of its ledger (schema-engine, postgres flavour).
+const CREATE_PRISMA_LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)"#;
+
+/// The bundle's ledger: Prisma's columns, so one mental model serves both.
+const CREATE_BUNDLE_LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS "_bundle_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(
+        "migration {migration} failed (started {started_at}) and blocks all further migrations: {logs}. \
+         Fix the cause, make sure nothing of it was left applied, then run \
+         `migrate resolve --rolled-back {migration}` (or `prisma migrate resolve --rolled-back {migration}`) and migrate again"
+    )]
+    Blocked {
+        migration: String,
+        started_at: DateTime<Utc>,
+        logs: String,
+    },
+    #[error("migration {migration} failed and was rolled back; nothing of it was applied: {cause}")]
+    Failed { migration: String, cause: String },
+    #[error(
+        "`down` drops the 17 contract tables and their data; it needs an explicit confirmation"
+    )]
+    ConfirmationRequired,
+    #[error("no failed migration named {0} to resolve")]
+    NothingToResolve(String),
+    #[error("database error while {doing}: {cause}")]
+    Database { doing: &'static str, cause: String },
+}
+
+trait Doing<T> {
+    fn doing(self, doing: &'static str) -> Result<T, MigrateError>;
+}
+
+impl<T> Doing<T> for Result<T, tokio_postgres::Error> {
+    fn doing(self, doing: &'static str) -> Result<T, MigrateError> {
+        self.map_err(|e| MigrateError::Database {
+            doing,
+            cause: describe(&e),
+        })
+    }
+}
+
+/// A database error as an operator wants to read it: SQLSTATE, message,
+/// detail, hint and position.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" (detail: {detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!(" (hint: {hint})"));
+            }
+            if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.position() {
+                text.push_str(&format!(" (at character {pos})"));
+            }
+            text
+        }
+        None => error.to_string(),
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerRow {
+    pub ledger: Ledger,
+    pub migration_name: String,
+    pub checksum: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rolled_back_at: Option<DateTime<Utc>>,
+    pub logs: Option<String>,
+}
+
+impl LedgerRow {
+    fn is_applied(&self) -> bool {
+        self.finished_at.is_some() && self.rolled_back_at.is_none()
+    }
+
+    fn is_failed(&self) -> bool {
+        self.finished_at.is_none() && self.rolled_back_at.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum MigrationState {
+    Applied {
+        finished_at: DateTime<Utc>,
+        checksum_matches: bool,
+    },
+    Pending,
+    Failed {
+        started_at: DateTime<Utc>,
+        logs: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationStatus {
+    pub name: String,
+    pub ledger: Ledger,
+    #[serde(flatten)]
+    pub state: MigrationState,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub migrations: Vec<MigrationStatus>,
+    /// Rows of the bundle's ledger this binary has no migration for: the
+    /// database was migrated by a newer build.
+    pub unknown_bundle_migrations: Vec<String>,
+    /// Failed rows that block migration, whoever wrote them.
+    pub blocking: Vec<String>,
+}
+
+impl Status {
+    pub fn pending(&self) -> usize {
+        self.migrations
+            .iter()
+            .filter(|m| matches!(m.state, MigrationState::Pending))
+            .count()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub applied: Vec<String>,
+    pub already_applied: usize,
+    pub elapsed_ms: u128,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DownReport {
+    pub dropped_tables: Vec<String>,
+    pub removed_records: Vec<String>,
+}
+
+/// Applies a fixed, ordered list of migrations.
+#[derive(Debug, Clone)]
+pub struct Migrator {
+    migrations: Vec<Migration>,
+}
+
+impl Default for Migrator {
+    fn default() -> Self {
+        Self::embedded()
+    }
+}
+
+impl Migrator {
+    /// The migrations compiled into this binary.
+    pub fn embedded() -> Self {
+        Self::new(migrations::embedded())
+    }
+
+    pub fn new(migrations: Vec<Migration>) -> Self {
+        Self { migrations }
+    }
+
+    pub fn migrations(&self) -> &[Migration] {
+        &self.migrations
+    }
+
+    /// Applies every pending migration, oldest first.
+    pub async fn up(&self, client: &mut Client) -> Result<UpReport, MigrateError> {
+        let started = Instant::now();
+        let rows = read_ledgers(client).await?;
+        block_on_failures(&rows)?;
+        let pending: Vec<&Migration> = self
+            .migrations
+            .iter()
+            .filter(|m| {
+                !rows
+                    .iter()
+                    .any(|r| r.migration_name == m.name && r.ledger == m.ledger() && r.is_applied())
+            })
+            .collect();
+        let mut applied = Vec::new();
+        for migration in pending {
+            if self.apply_one(client, migration).await? {
+                applied.push(migration.name.clone());
+            }
+        }
+        let report = UpReport {
+            already_applied: self.migrations.len() - applied.len(),
+            applied,
+            elapsed_ms: started.elapsed().as_millis(),
+        };
+        tracing::info!(applied = ?report.applied, already_applied = report.already_applied, elapsed_ms = report.elapsed_ms as u64, "migrations up to date");
+        Ok(report)
+    }
+
+    /// Applies `migration` unless another run did first; true if this run
+    /// applied it.
+    async fn apply_one(
+        &self,
+        client: &mut Client,
+        migration: &Migration,
+    ) -> Result<bool, MigrateError> {
+        let ledger = migration.ledger();
+        let tx = client.transaction().await.doing("starting a transaction")?;
+        lock_and_prepare_ledgers(&tx).await?;
+        let rows = read_ledger_rows(&tx, ledger, Some(&migration.name)).await?;
+        block_on_failures(&rows)?;
+        if rows.iter().any(LedgerRow::is_applied) {
+            tx.commit().await.doing("committing")?;
+            return Ok(false);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let insert = match ledger {
+            Ledger::Prisma => {
+                r#"INSERT INTO "_prisma_migrations" ("id", "checksum", "migration_name", "started_at", "applied_steps_count") VALUES ($1, $2, $3, now(), 0)"#
+            }
+            Ledger::Bundle => {
+                r#"INSERT INTO "_bundle_migrations" ("id", "checksum", "migration_name", "started_at", "applied_steps_count") VALUES ($1, $2, $3, now(), 0)"#
+            }
+        };
+        tx.execute(insert, &[&id, &migration.checksum(), &migration.name])
+            .await
+            .doing("recording the migration")?;
+        tracing::info!(migration = %migration.name, ledger = ledger.table(), "applying migration");
+        if let Err(error) = tx.batch_execute(&migration.sql).await {
+            let cause = describe(&error);
+            drop(tx);
+            self.record_failure(client, migration, &cause).await?;
+            tracing::error!(migration = %migration.name, %cause, "migration failed and was rolled back");
+            return Err(MigrateError::Failed {
+                migration: migration.name.clone(),
+                cause,
+            });
+        }
+        let finish = match ledger {
+            Ledger::Prisma => {
+                r#"UPDATE "_prisma_migrations" SET "finished_at" = now(), "applied_steps_count" = 1 WHERE "id" = $1"#
+            }
+            Ledger::Bundle => {
+                r#"UPDATE "_bundle_migrations" SET "finished_at" = now(), "applied_steps_count" = 1 WHERE "id" = $1"#
+            }
+        };
+        tx.execute(finish, &[&id])
+            .await
+            .doing("marking the migration finished")?;
+        tx.commit().await.doing("committing the migration")?;
+        Ok(true)
+    }
+
+    /// Leaves a failed row behind so operators see what failed and why, and
+    /// so no later run builds on a schema that is not what it expects.
+    async fn record_failure(
+        &self,
+        client: &mut Client,
+        migration: &Migration,
+        cause: &str,
+    ) -> Result<(), MigrateError> {
+        let tx = client.transaction().await.doing("starting a transaction")?;
+        lock_and_prepare_ledgers(&tx).await?;
+        let insert = match migration.ledger() {
+            Ledger::Prisma => {
+                r#"INSERT INTO "_prisma_migrations" ("id", "checksum", "migration_name", "logs", "started_at", "applied_steps_count") VALUES ($1, $2, $3, $4, now(), 0)"#
+            }
+            Ledger::Bundle => {
+                r#"INSERT INTO "_bundle_migrations" ("id", "checksum", "migration_name", "logs", "started_at", "applied_steps_count") VALUES ($1, $2, $3, $4, now(), 0)"#
+            }
+        };
+        let logs = format!("rolled back, nothing applied: {cause}");
+        tx.execute(
+            insert,
+            &[
+                &uuid::Uuid::new_v4().to_string(),
+                &migration.checksum(),
+                &migration.name,
+                &logs,
+            ],
+        )
+        .await
+        .doing("recording the failure")?;
+        tx.commit().await.doing("committing the failure record")
+    }
+
+    /// Where every migration stands.
+    pub async fn status(&self, client: &Client) -> Result<Status, MigrateError> {
+        let rows = read_ledgers(client).await?;
+        let migrations = self
+            .migrations
+            .iter()
+            .map(|m| {
+                let mine: Vec<&LedgerRow> = rows
+                    .iter()
+                    .filter(|r| r.migration_name == m.name && r.ledger == m.ledger())
+                    .collect();
+                let state = if let Some(row) = mine.iter().find(|r| r.is_failed()) {
+                    MigrationState::Failed {
+                        started_at: row.started_at,
+                        logs: row.logs.clone().unwrap_or_default(),
+                    }
+                } else if let Some(row) = mine.iter().find(|r| r.is_applied()) {
+                    MigrationState::Applied {
+                        finished_at: row.finished_at.unwrap_or(row.started_at),
+                        checksum_matches: row.checksum == m.checksum(),
+                    }
+                } else {
+                    MigrationState::Pending
+                };
+                MigrationStatus {
+                    name: m.name.clone(),
+                    ledger: m.ledger(),
+                    state,
+                }
+            })
+            .collect();
+        let unknown_bundle_migrations = rows
+            .iter()
+            .filter(|r| {
+                r.ledger == Ledger::Bundle
+                    && !self.migrations.iter().any(|m| m.name == r.migration_name)
+            })
+            .map(|r| r.migration_name.clone())
+            .collect();
+        let blocking = rows
+            .iter()
+            .filter(|r| r.is_failed())
+            .map(|r| format!("{} ({})", r.migration_name, r.ledger.table()))
+            .collect();
+        Ok(Status {
+            migrations,
+            unknown_bundle_migrations,
+            blocking,
+        })
+    }
+
+    /// Marks a failed migration rolled back, as `prisma migrate resolve
+    /// --rolled-back` does, so the next run retries it.
+    pub async fn resolve_rolled_back(
+        &self,
+        client: &mut Client,
+        name: &str,
+    ) -> Result<(), MigrateError> {
+        let tx = client.transaction().await.doing("starting a transaction")?;
+        lock_and_prepare_ledgers(&tx).await?;
+        let mut resolved = 0;
+        for sql in [
+            r#"UPDATE "_prisma_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL"#,
+            r#"UPDATE "_bundle_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL"#,
+        ] {
+            resolved += tx
+                .execute(sql, &[&name])
+                .await
+                .doing("resolving the failed migration")?;
+        }
+        if resolved == 0 {
+            return Err(MigrateError::NothingToResolve(name.to_owned()));
+        }
+        tx.commit().await.doing("committing")
+    }
+
+    /// The rollback the contract migration's README describes: drop its 17
+    /// tables and remove its record (and the records of bundle migrations
+    /// that came after it, which lived on those tables). The baseline
+    /// `users` table stays: it may hold the application's users.
+    pub async fn down(
+        &self,
+        client: &mut Client,
+        confirmed: bool,
+    ) -> Result<DownReport, MigrateError> {
+        if !confirmed {
+            return Err(MigrateError::ConfirmationRequired);
+        }
+        let contract = Contract::embedded();
+        let tables: Vec<String> = contract.tables.iter().map(|t| t.name.clone()).collect();
+        let tx = client.transaction().await.doing("starting a transaction")?;
+        lock_and_prepare_ledgers(&tx).await?;
+        let existing: Vec<String> = tx
+            .query(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY($1) ORDER BY c.relname",
+                &[&tables],
+            )
+            .await
+            .doing("listing the contract tables")?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !existing.is_empty() {
+            // Identifiers cannot be bound as parameters; these come from the
+            // compiled-in contract and the catalog, never from a caller.
+            let list = existing
+                .iter()
+                .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tx.batch_execute(&format!("DROP TABLE {list}"))
+                .await
+                .doing("dropping the contract tables")?;
+        }
+        let later: Vec<String> = self
+            .migrations
+            .iter()
+            .filter(|m| m.ledger() == Ledger::Bundle && m.name.as_str() > CONTRACT_MIGRATION)
+            .map(|m| m.name.clone())
+            .collect();
+        let mut removed: Vec<String> = tx
+            .query(
+                r#"DELETE FROM "_prisma_migrations" WHERE "migration_name" = $1 RETURNING "migration_name""#,
+                &[&CONTRACT_MIGRATION],
+            )
+            .await
+            .doing("removing the contract record")?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        removed.extend(
+            tx.query(
+                r#"DELETE FROM "_bundle_migrations" WHERE "migration_name" = ANY($1) RETURNING "migration_name""#,
+                &[&later],
+            )
+            .await
+            .doing("removing later bundle records")?
+            .iter()
+            .map(|r| r.get::<_, String>(0)),
+        );
+        tx.commit().await.doing("committing the rollback")?;
+        Ok(DownReport {
+            dropped_tables: existing,
+            removed_records: removed,
+        })
+    }
+}
+
+fn block_on_failures(rows: &[LedgerRow]) -> Result<(), MigrateError> {
+    match rows.iter().find(|r| r.is_failed()) {
+        Some(row) => Err(MigrateError::Blocked {
+            migration: row.migration_name.clone(),
+            started_at: row.started_at,
+            logs: row
+                .logs
+                .clone()
+                .unwrap_or_else(|| "no logs recorded".into()),
+        }),
+        None => Ok(()),
+    }
+}
+
+async fn lock_and_prepare_ledgers(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), MigrateError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ADVISORY_LOCK_KEY])
+        .await
+        .doing("waiting for the migration lock")?;
+    let present = tx
+        .query_one(
+            "SELECT to_regclass('\"_prisma_migrations\"') IS NOT NULL, to_regclass('\"_bundle_migrations\"') IS NOT NULL",
+            &[],
+        )
+        .await
+        .doing("looking for the ledgers")?;
+    if !present.get::<_, bool>(0) {
+        tx.batch_execute(CREATE_PRISMA_LEDGER)
+            .await
+            .doing("creating _prisma_migrations")?;
+    }
+    if !present.get::<_, bool>(1) {
+        tx.batch_execute(CREATE_BUNDLE_LEDGER)
+            .await
+            .doing("creating _bundle_migrations")?;
+    }
+    Ok(())
+}
+
+/// Both ledgers, whichever exist, in one round trip each.
+async fn read_ledgers(client: &Client) -> Result<Vec<LedgerRow>, MigrateError> {
+    let present = client
+        .query_one(
+            "SELECT to_regclass('\"_prisma_migrations\"') IS NOT NULL, to_regclass('\"_bundle_migrations\"') IS NOT NULL",
+            &[],
+        )
+        .await
+        .doing("looking for the ledgers")?;
+    let mut rows = Vec::new();
+    if present.get::<_, bool>(0) {
+        rows.extend(read_ledger_rows(client, Ledger::Prisma, None).await?);
+    }
+    if present.get::<_, bool>(1) {
+        rows.extend(read_ledger_rows(client, Ledger::Bundle, None).await?);
+    }
+    Ok(rows)
+}
+
+async fn read_ledger_rows(
+    client: &impl tokio_postgres::GenericClient,
+    ledger: Ledger,
+    only: Option<&str>,
+) -> Result<Vec<LedgerRow>, MigrateError> {
+    let sql = match ledger {
+        Ledger::Prisma => {
+            r#"SELECT "migration_name", "checksum", "started_at", "finished_at", "rolled_back_at", "logs" FROM "_prisma_migrations" WHERE $1::text IS NULL OR "migration_name" = $1 ORDER BY "started_at""#
+        }
+        Ledger::Bundle => {
+            r#"SELECT "migration_name", "checksum", "started_at", "finished_at", "rolled_back_at", "logs" FROM "_bundle_migrations" WHERE $1::text IS NULL OR "migration_name" = $1 ORDER BY "started_at""#
+        }
+    };
+    Ok(client
+        .query(sql, &[&only])
+        .await
+        .doing("reading the migration ledger")?
+        .iter()
+        .map(|row| LedgerRow {
+            ledger,
+            migration_name: row.get(0),
+            checksum: row.get(1),
+            started_at: row.get(2),
+            finished_at: row.get(3),
+            rolled_back_at: row.get(4),
+            logs: row.get(5),
+        })
+        .collect())
+}

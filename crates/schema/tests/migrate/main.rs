@@ -1,0 +1,40 @@
+//! The migrator against real PostgreSQL: one database per test.
+
+mod concurrency;
+mod contract;
+mod failures;
+mod prisma;
+mod rollback;
+
+use tokio_postgres::Client;
+
+/// Everything about the schema a test may want to compare before and
+/// after: columns, index definitions and constraints of every table, the
+/// bundle's own ledger excepted.
+pub async fn schema_snapshot(client: &Client) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for row in client
+        .query(
+            "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '-') \
+             FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> '_bundle_migrations' \
+             UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename <> '_bundle_migrations' \
+             UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE connamespace = current_schema()::regnamespace AND conrelid <> coalesce(to_regclass('_bundle_migrations'), 0) \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("snapshot")
+    {
+        lines.push(row.get(0));
+    }
+    lines
+}
+
+pub async fn table_exists(client: &Client, table: &str) -> bool {
+    client
+        .query_one("SELECT to_regclass(quote_ident($1)) IS NOT NULL", &[&table])
+        .await
+        .expect("to_regclass")
+        .get(0)
+}

@@ -1,0 +1,46 @@
+use schema::{MigrateError, Migrator, contract, migrations};
+use testkit::TestDatabase;
+
+use crate::table_exists;
+
+#[tokio::test]
+async fn down_without_confirmation_is_refused_and_changes_nothing() {
+    let db = TestDatabase::migrated().await;
+    let mut client = db.connect().await;
+    let error = Migrator::embedded()
+        .down(&mut client, false)
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, MigrateError::ConfirmationRequired));
+    assert!(table_exists(&client, "deals").await);
+}
+
+#[tokio::test]
+async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
+    let db = TestDatabase::migrated().await;
+    let mut client = db.connect().await;
+    let report = Migrator::embedded()
+        .down(&mut client, true)
+        .await
+        .expect("down");
+    assert_eq!(report.dropped_tables.len(), 17);
+    assert_eq!(report.removed_records, [migrations::CONTRACT_MIGRATION]);
+    for table in contract::Contract::embedded().table_names() {
+        assert!(!table_exists(&client, &table).await, "{table}");
+    }
+    assert!(table_exists(&client, "users").await);
+}
+
+#[tokio::test]
+async fn up_after_down_restores_the_contract() {
+    let db = TestDatabase::migrated().await;
+    let mut client = db.connect().await;
+    Migrator::embedded()
+        .down(&mut client, true)
+        .await
+        .expect("down");
+    let report = Migrator::embedded().up(&mut client).await.expect("up");
+    assert_eq!(report.applied, [migrations::CONTRACT_MIGRATION]);
+    let (_, differences) = contract::verify(&client).await.expect("verify");
+    assert!(differences.is_empty(), "{differences:#?}");
+}
