@@ -1,0 +1,76 @@
+//! The migrate function end to end: real payloads in, real database, and a
+//! local listener standing in for CloudFormation's presigned ResponseURL.
+
+mod custom_resource;
+mod direct;
+
+use std::time::Duration;
+
+use axum::{Router, body::Bytes, http::HeaderMap, routing::put};
+use lambda_runtime::{Context, LambdaEvent};
+use migrate::lambda::Handler;
+use platform::config::{DatabaseConfig, Env};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub struct Captured {
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// A local stand-in for the presigned S3 URL CloudFormation waits on.
+pub async fn response_listener() -> (String, mpsc::UnboundedReceiver<Captured>) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let app = Router::new().route(
+        "/{*path}",
+        put(move |headers: HeaderMap, body: Bytes| {
+            let sender = sender.clone();
+            async move {
+                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let _ = sender.send(Captured { headers, body });
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (
+        format!("http://{address}/cr-response-key?sig-params=sig-values"),
+        receiver,
+    )
+}
+
+pub fn handler_for(url: &str) -> Handler {
+    Handler::new(
+        DatabaseConfig::from_env(&Env::from_pairs([("POSTGRES_URL", url)])).expect("config"),
+    )
+}
+
+/// A context with a minute left, like a real invocation.
+pub fn context() -> Context {
+    let mut context = Context::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    context.deadline = now + Duration::from_secs(60).as_millis() as u64;
+    context
+}
+
+/// Invokes the function as the Lambda runtime would: raw JSON through the
+/// shared dispatch.
+pub async fn invoke(handler: &Handler, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    let on_event = |event, context| {
+        let handler = handler.clone();
+        async move { handler.handle(event, context).await }
+    };
+    platform::lambda::handle(
+        Router::new(),
+        &on_event,
+        LambdaEvent::new(payload, context()),
+    )
+    .await
+}
