@@ -1,0 +1,81 @@
+//! Health monitoring: probes, their records, and the endpoint.
+//!
+//! A schedule (EventBridge, every few minutes) probes the database and each
+//! configured HTTP dependency and writes one `health_checks` row per
+//! service. `GET /api/health` combines a live database probe with the latest
+//! recorded status of every other service; `GET /api/health/history` reports
+//! recent checks and uptime.
+
+pub mod config;
+pub mod probe;
+pub mod routes;
+pub mod store;
+
+use std::sync::Arc;
+
+use platform::{db::Pool, lambda::Event};
+use serde_json::{Value, json};
+
+pub use config::{HealthConfig, HttpTarget};
+pub use probe::{Probe, Status};
+pub use routes::router;
+
+/// What every request and scheduled run needs, built once per container.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Arc<HealthConfig>,
+    pub http: reqwest::Client,
+}
+
+impl AppState {
+    pub fn new(pool: Pool, config: HealthConfig) -> anyhow::Result<Self> {
+        let http = platform::http_client::client(config.http_timeout)?;
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+            http,
+        })
+    }
+}
+
+/// Probes everything, records the results, prunes old rows.
+pub async fn run_checks(state: &AppState) -> anyhow::Result<Vec<Probe>> {
+    let threshold = state.config.degraded_threshold;
+    let mut probes = vec![probe::database(&state.pool, threshold).await];
+    let http_probes = futures_util::future::join_all(
+        state
+            .config
+            .http_targets
+            .iter()
+            .map(|target| probe::http(&state.http, target, threshold)),
+    )
+    .await;
+    probes.extend(http_probes);
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    store::record(&*tx, &probes).await?;
+    let pruned = store::prune(&*tx, state.config.retention).await?;
+    tx.commit().await?;
+    tracing::info!(
+        services = probes.len(),
+        down = probes.iter().filter(|p| p.status == Status::Down).count(),
+        pruned,
+        "health checks recorded"
+    );
+    Ok(probes)
+}
+
+/// Non-HTTP invocations: the schedule, or a direct `{"command": "check"}`.
+pub async fn on_event(state: &AppState, event: Event) -> anyhow::Result<Value> {
+    match event {
+        Event::Schedule(_) => {}
+        Event::Direct(payload)
+            if payload.get("command").and_then(Value::as_str) == Some("check") => {}
+        other => {
+            anyhow::bail!("health answers schedules and {{\"command\": \"check\"}}, not {other:?}")
+        }
+    }
+    let probes = run_checks(state).await?;
+    Ok(json!({ "checks": probes }))
+}

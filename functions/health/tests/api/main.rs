@@ -1,0 +1,166 @@
+//! The health function against real PostgreSQL and real local HTTP
+//! dependencies.
+
+mod endpoint;
+mod history;
+mod schedule;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Request, StatusCode},
+    routing::get,
+};
+use health::{AppState, HealthConfig};
+use http_body_util::BodyExt;
+use lambda_runtime::{Context, LambdaEvent};
+use platform::config::Env;
+use serde_json::Value;
+use testkit::TestDatabase;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub state: AppState,
+}
+
+/// A migrated database and the function's state, built by the production
+/// constructors from the given settings.
+pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
+    let db = TestDatabase::migrated().await;
+    let config =
+        HealthConfig::from_env(&Env::from_pairs(settings.iter().copied())).expect("config");
+    let state = AppState::new(db.pool(), config).expect("state");
+    TestApp { db, state }
+}
+
+/// State whose database cannot be reached.
+pub fn unreachable_database_state() -> AppState {
+    let port = closed_port();
+    let settings = platform::db::ConnectionSettings::parse(&format!(
+        "postgres://nobody@127.0.0.1:{port}/nothing?sslmode=disable"
+    ))
+    .expect("url");
+    let pool = platform::db::pool_for(&settings, 1, Duration::from_secs(2)).expect("pool");
+    AppState::new(
+        pool,
+        HealthConfig::from_env(&Env::from_pairs([])).expect("config"),
+    )
+    .expect("state")
+}
+
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// Sends a request through the production router, asserting its status.
+pub async fn send(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    expected: StatusCode,
+) -> (HeaderMap, Value) {
+    let response = health::router(state.clone())
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("json body")
+    };
+    assert_eq!(status, expected, "{method} {uri}: {body}");
+    (headers, body)
+}
+
+/// Invokes the function with a raw Lambda payload through the shared
+/// dispatch, as the runtime would.
+pub async fn invoke(state: &AppState, payload: Value) -> Value {
+    let on_event = |event, _context| {
+        let state = state.clone();
+        async move { health::on_event(&state, event).await }
+    };
+    platform::lambda::handle(
+        health::router(state.clone()),
+        &on_event,
+        LambdaEvent::new(payload, Context::default()),
+    )
+    .await
+    .expect("invocation")
+}
+
+/// A local HTTP dependency with one route per behaviour.
+pub async fn dependency() -> String {
+    let app = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/unauthorized", get(|| async { StatusCode::UNAUTHORIZED }))
+        .route("/forbidden", get(|| async { StatusCode::FORBIDDEN }))
+        .route(
+            "/broken",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/hang",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(120)).await;
+                "never"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+pub async fn rows(db: &TestDatabase) -> Vec<(String, String, Option<f64>, Option<String>)> {
+    db.connect()
+        .await
+        .query(r#"SELECT "service", "status", "responseTime", "errorMessage" FROM "health_checks" ORDER BY "service""#, &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+/// Inserts a recorded check `age` ago.
+pub async fn insert_check(db: &TestDatabase, service: &str, status: &str, age: chrono::Duration) {
+    let at = platform::clock::to_db_timestamp(chrono::Utc::now() - age);
+    db.connect()
+        .await
+        .execute(
+            r#"INSERT INTO "health_checks" ("id", "service", "status", "responseTime", "timestamp") VALUES ($1, $2, $3, 12.5, $4)"#,
+            &[&platform::ids::new_id(), &service, &status, &at],
+        )
+        .await
+        .expect("insert check");
+}

@@ -1,0 +1,140 @@
+use std::time::{Duration, Instant};
+
+use testkit::fixture;
+
+use crate::{closed_port, dependency, insert_check, invoke, rows, spawn_app};
+
+#[tokio::test]
+async fn a_schedule_payload_writes_one_row_per_service() {
+    let base = dependency().await;
+    let targets = format!("search={base}/ok,payments={base}/broken");
+    let app = spawn_app(&[("HEALTH_HTTP_TARGETS", &targets)]).await;
+    let result = invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    assert_eq!(result["checks"].as_array().map(Vec::len), Some(3));
+    let recorded: Vec<(String, String)> = rows(&app.db)
+        .await
+        .into_iter()
+        .map(|r| (r.0, r.1))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("database".to_owned(), "healthy".to_owned()),
+            ("payments".to_owned(), "down".to_owned()),
+            ("search".to_owned(), "healthy".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_healthy_row_carries_its_response_time() {
+    let base = dependency().await;
+    let app = spawn_app(&[("HEALTH_HTTP_TARGETS", &format!("search={base}/ok"))]).await;
+    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    let search = rows(&app.db)
+        .await
+        .into_iter()
+        .find(|r| r.0 == "search")
+        .expect("row");
+    assert!(search.2.is_some_and(|ms| ms >= 0.0));
+    assert_eq!(search.3, None);
+}
+
+#[tokio::test]
+async fn a_dependency_on_a_closed_port_is_down_without_hanging() {
+    let target = format!("gone=http://127.0.0.1:{}/", closed_port());
+    let app = spawn_app(&[
+        ("HEALTH_HTTP_TARGETS", &target),
+        ("HEALTH_HTTP_TIMEOUT_MS", "3000"),
+    ])
+    .await;
+    let started = Instant::now();
+    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let gone = rows(&app.db)
+        .await
+        .into_iter()
+        .find(|r| r.0 == "gone")
+        .expect("row");
+    assert_eq!(gone.1, "down");
+    assert!(gone.3.is_some_and(|e| e.contains("connection failed")));
+}
+
+#[tokio::test]
+async fn a_dependency_that_never_answers_is_down_after_the_timeout() {
+    let base = dependency().await;
+    let app = spawn_app(&[
+        ("HEALTH_HTTP_TARGETS", &format!("stuck={base}/hang")),
+        ("HEALTH_HTTP_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let started = Instant::now();
+    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let stuck = rows(&app.db)
+        .await
+        .into_iter()
+        .find(|r| r.0 == "stuck")
+        .expect("row");
+    assert_eq!(stuck.1, "down");
+    assert!(stuck.3.is_some_and(|e| e.contains("timed out")));
+}
+
+#[tokio::test]
+async fn unauthorized_and_forbidden_count_as_reachable() {
+    let base = dependency().await;
+    let targets = format!("a={base}/unauthorized,b={base}/forbidden");
+    let app = spawn_app(&[("HEALTH_HTTP_TARGETS", &targets)]).await;
+    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    let statuses: Vec<String> = rows(&app.db)
+        .await
+        .into_iter()
+        .filter(|r| r.0 != "database")
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(statuses, ["healthy", "healthy"]);
+}
+
+#[tokio::test]
+async fn a_dependency_slower_than_the_threshold_is_degraded() {
+    let base = dependency().await;
+    let app = spawn_app(&[
+        ("HEALTH_HTTP_TARGETS", &format!("slow={base}/slow")),
+        ("HEALTH_DEGRADED_MS", "100"),
+        ("HEALTH_HTTP_TIMEOUT_MS", "5000"),
+    ])
+    .await;
+    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    let slow = rows(&app.db)
+        .await
+        .into_iter()
+        .find(|r| r.0 == "slow")
+        .expect("row");
+    assert_eq!(slow.1, "degraded");
+    assert!(slow.2.is_some_and(|ms| ms >= 400.0));
+}
+
+#[tokio::test]
+async fn the_scheduled_run_prunes_rows_older_than_the_retention() {
+    let app = spawn_app(&[("HEALTH_RETENTION_DAYS", "30")]).await;
+    insert_check(&app.db, "old", "healthy", chrono::Duration::days(31)).await;
+    insert_check(&app.db, "recent", "healthy", chrono::Duration::days(29)).await;
+    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    let services: Vec<String> = rows(&app.db).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(services, ["database", "recent"]);
+}
+
+#[tokio::test]
+async fn a_direct_check_command_runs_the_probes_too() {
+    let app = spawn_app(&[]).await;
+    invoke(&app.state, serde_json::json!({"command": "check"})).await;
+    assert_eq!(rows(&app.db).await.len(), 1);
+}
