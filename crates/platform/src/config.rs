@@ -20,8 +20,10 @@ pub struct ConfigError {
 /// Where settings come from: the process environment in production, a map
 /// in tests (edition 2024 makes mutating the process environment unsafe).
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Box<Lookup>,
 }
+
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl Env {
     pub fn process() -> Self {

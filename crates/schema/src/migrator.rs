@@ -177,7 +177,7 @@ impl Status {
 pub struct UpReport {
     pub applied: Vec<String>,
     pub already_applied: usize,
-    pub elapsed_ms: u128,
+    pub elapsed_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,9 +235,9 @@ impl Migrator {
         let report = UpReport {
             already_applied: self.migrations.len() - applied.len(),
             applied,
-            elapsed_ms: started.elapsed().as_millis(),
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        tracing::info!(applied = ?report.applied, already_applied = report.already_applied, elapsed_ms = report.elapsed_ms as u64, "migrations up to date");
+        tracing::info!(applied = ?report.applied, already_applied = report.already_applied, elapsed_ms = report.elapsed_ms, "migrations up to date");
         Ok(report)
     }
 

@@ -81,7 +81,7 @@ pub async fn database(pool: &Pool, threshold: Duration) -> Probe {
             status: by_speed(elapsed, threshold),
             response_time: Some(millis(elapsed)),
             error_message: None,
-            metadata: json!({ "thresholdMs": threshold.as_millis() as u64 }),
+            metadata: json!({ "thresholdMs": u64::try_from(threshold.as_millis()).unwrap_or(u64::MAX) }),
         },
         Err(error) => Probe {
             service: DATABASE_SERVICE.into(),

@@ -54,7 +54,7 @@ impl Handler {
 fn time_budget(context: &Context) -> Duration {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let left = Duration::from_millis(context.deadline.saturating_sub(now_ms));
     left.checked_sub(REPLY_MARGIN)
         .unwrap_or(Duration::from_secs(1))

@@ -35,7 +35,7 @@ async fn eight_concurrent_runs_all_succeed_and_apply_each_migration_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(rows as usize, expected.len());
+    assert_eq!(usize::try_from(rows).expect("count"), expected.len());
 }
 
 #[tokio::test]

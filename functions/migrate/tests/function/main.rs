@@ -52,11 +52,11 @@ pub fn handler_for(url: &str) -> Handler {
 /// A context with a minute left, like a real invocation.
 pub fn context() -> Context {
     let mut context = Context::default();
-    let now = std::time::SystemTime::now()
+    let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
+    let since_epoch = in_a_minute
         .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
-    context.deadline = now + Duration::from_secs(60).as_millis() as u64;
+        .expect("clock");
+    context.deadline = u64::try_from(since_epoch.as_millis()).expect("fits");
     context
 }
 
