@@ -28,8 +28,9 @@ use crate::{
 /// `prisma migrate deploy`'s advisory lock key.
 pub const ADVISORY_LOCK_KEY: i64 = 72_707_369;
 
-/// Prisma's own definition of its ledger (schema-engine, postgres flavour).
-const CREATE_PRISMA_LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+/// Prisma's own definition of its ledger (schema-engine, postgres flavour);
+/// the bundle's ledger has the same columns, so one mental model serves both.
+const CREATE_LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS {ledger} (
     "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
     "checksum"              VARCHAR(64) NOT NULL,
     "finished_at"           TIMESTAMPTZ,
@@ -40,17 +41,12 @@ const CREATE_PRISMA_LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS "_prisma_migrat
     "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
 )"#;
 
-/// The bundle's ledger: Prisma's columns, so one mental model serves both.
-const CREATE_BUNDLE_LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS "_bundle_migrations" (
-    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
-    "checksum"              VARCHAR(64) NOT NULL,
-    "finished_at"           TIMESTAMPTZ,
-    "migration_name"        VARCHAR(255) NOT NULL,
-    "logs"                  TEXT,
-    "rolled_back_at"        TIMESTAMPTZ,
-    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
-    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
-)"#;
+/// `template` with `{ledger}` replaced by the ledger's quoted table name.
+/// Identifiers cannot be bound as parameters; these come from a closed
+/// enum, never from input, and every value stays a bound parameter.
+fn on_ledger(ledger: Ledger, template: &str) -> String {
+    template.replace("{ledger}", &format!("\"{}\"", ledger.table()))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
@@ -258,15 +254,11 @@ impl Migrator {
             return Ok(false);
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let insert = match ledger {
-            Ledger::Prisma => {
-                r#"INSERT INTO "_prisma_migrations" ("id", "checksum", "migration_name", "started_at", "applied_steps_count") VALUES ($1, $2, $3, now(), 0)"#
-            }
-            Ledger::Bundle => {
-                r#"INSERT INTO "_bundle_migrations" ("id", "checksum", "migration_name", "started_at", "applied_steps_count") VALUES ($1, $2, $3, now(), 0)"#
-            }
-        };
-        tx.execute(insert, &[&id, &migration.checksum(), &migration.name])
+        let insert = on_ledger(
+            ledger,
+            r#"INSERT INTO {ledger} ("id", "checksum", "migration_name", "started_at", "applied_steps_count") VALUES ($1, $2, $3, now(), 0)"#,
+        );
+        tx.execute(&insert, &[&id, &migration.checksum(), &migration.name])
             .await
             .doing("recording the migration")?;
         tracing::info!(migration = %migration.name, ledger = ledger.table(), "applying migration");
@@ -280,15 +272,11 @@ impl Migrator {
                 cause,
             });
         }
-        let finish = match ledger {
-            Ledger::Prisma => {
-                r#"UPDATE "_prisma_migrations" SET "finished_at" = now(), "applied_steps_count" = 1 WHERE "id" = $1"#
-            }
-            Ledger::Bundle => {
-                r#"UPDATE "_bundle_migrations" SET "finished_at" = now(), "applied_steps_count" = 1 WHERE "id" = $1"#
-            }
-        };
-        tx.execute(finish, &[&id])
+        let finish = on_ledger(
+            ledger,
+            r#"UPDATE {ledger} SET "finished_at" = now(), "applied_steps_count" = 1 WHERE "id" = $1"#,
+        );
+        tx.execute(&finish, &[&id])
             .await
             .doing("marking the migration finished")?;
         tx.commit().await.doing("committing the migration")?;
@@ -305,17 +293,13 @@ impl Migrator {
     ) -> Result<(), MigrateError> {
         let tx = client.transaction().await.doing("starting a transaction")?;
         lock_and_prepare_ledgers(&tx).await?;
-        let insert = match migration.ledger() {
-            Ledger::Prisma => {
-                r#"INSERT INTO "_prisma_migrations" ("id", "checksum", "migration_name", "logs", "started_at", "applied_steps_count") VALUES ($1, $2, $3, $4, now(), 0)"#
-            }
-            Ledger::Bundle => {
-                r#"INSERT INTO "_bundle_migrations" ("id", "checksum", "migration_name", "logs", "started_at", "applied_steps_count") VALUES ($1, $2, $3, $4, now(), 0)"#
-            }
-        };
+        let insert = on_ledger(
+            migration.ledger(),
+            r#"INSERT INTO {ledger} ("id", "checksum", "migration_name", "logs", "started_at", "applied_steps_count") VALUES ($1, $2, $3, $4, now(), 0)"#,
+        );
         let logs = format!("rolled back, nothing applied: {cause}");
         tx.execute(
-            insert,
+            &insert,
             &[
                 &uuid::Uuid::new_v4().to_string(),
                 &migration.checksum(),
@@ -389,12 +373,13 @@ impl Migrator {
         let tx = client.transaction().await.doing("starting a transaction")?;
         lock_and_prepare_ledgers(&tx).await?;
         let mut resolved = 0;
-        for sql in [
-            r#"UPDATE "_prisma_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL"#,
-            r#"UPDATE "_bundle_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL"#,
-        ] {
+        for ledger in [Ledger::Prisma, Ledger::Bundle] {
+            let sql = on_ledger(
+                ledger,
+                r#"UPDATE {ledger} SET "rolled_back_at" = now() WHERE "migration_name" = $1 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL"#,
+            );
             resolved += tx
-                .execute(sql, &[&name])
+                .execute(&sql, &[&name])
                 .await
                 .doing("resolving the failed migration")?;
         }
@@ -504,15 +489,12 @@ async fn lock_and_prepare_ledgers(
         )
         .await
         .doing("looking for the ledgers")?;
-    if !present.get::<_, bool>(0) {
-        tx.batch_execute(CREATE_PRISMA_LEDGER)
-            .await
-            .doing("creating _prisma_migrations")?;
-    }
-    if !present.get::<_, bool>(1) {
-        tx.batch_execute(CREATE_BUNDLE_LEDGER)
-            .await
-            .doing("creating _bundle_migrations")?;
+    for (column, ledger) in [(0, Ledger::Prisma), (1, Ledger::Bundle)] {
+        if !present.get::<_, bool>(column) {
+            tx.batch_execute(&on_ledger(ledger, CREATE_LEDGER))
+                .await
+                .doing("creating a migration ledger")?;
+        }
     }
     Ok(())
 }
@@ -527,11 +509,10 @@ async fn read_ledgers(client: &Client) -> Result<Vec<LedgerRow>, MigrateError> {
         .await
         .doing("looking for the ledgers")?;
     let mut rows = Vec::new();
-    if present.get::<_, bool>(0) {
-        rows.extend(read_ledger_rows(client, Ledger::Prisma, None).await?);
-    }
-    if present.get::<_, bool>(1) {
-        rows.extend(read_ledger_rows(client, Ledger::Bundle, None).await?);
+    for (column, ledger) in [(0, Ledger::Prisma), (1, Ledger::Bundle)] {
+        if present.get::<_, bool>(column) {
+            rows.extend(read_ledger_rows(client, ledger, None).await?);
+        }
     }
     Ok(rows)
 }
@@ -541,16 +522,12 @@ async fn read_ledger_rows(
     ledger: Ledger,
     only: Option<&str>,
 ) -> Result<Vec<LedgerRow>, MigrateError> {
-    let sql = match ledger {
-        Ledger::Prisma => {
-            r#"SELECT "migration_name", "checksum", "started_at", "finished_at", "rolled_back_at", "logs" FROM "_prisma_migrations" WHERE $1::text IS NULL OR "migration_name" = $1 ORDER BY "started_at""#
-        }
-        Ledger::Bundle => {
-            r#"SELECT "migration_name", "checksum", "started_at", "finished_at", "rolled_back_at", "logs" FROM "_bundle_migrations" WHERE $1::text IS NULL OR "migration_name" = $1 ORDER BY "started_at""#
-        }
-    };
+    let sql = on_ledger(
+        ledger,
+        r#"SELECT "migration_name", "checksum", "started_at", "finished_at", "rolled_back_at", "logs" FROM {ledger} WHERE $1::text IS NULL OR "migration_name" = $1 ORDER BY "started_at""#,
+    );
     Ok(client
-        .query(sql, &[&only])
+        .query(&sql, &[&only])
         .await
         .doing("reading the migration ledger")?
         .iter()
