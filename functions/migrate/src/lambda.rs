@@ -13,16 +13,25 @@ const REPLY_MARGIN: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Handler {
-    config: Arc<DatabaseConfig>,
+    /// The configuration, or why it could not be loaded: reported on every
+    /// invocation instead of crashing the cold start.
+    config: Arc<Result<DatabaseConfig, String>>,
     http: reqwest::Client,
 }
 
 impl Handler {
-    pub fn new(config: DatabaseConfig) -> Self {
+    pub fn new(config: Result<DatabaseConfig, String>) -> Self {
         Self {
             config: Arc::new(config),
             http: platform::http_client::client(Duration::from_secs(10)).unwrap_or_default(),
         }
+    }
+
+    fn config(&self) -> anyhow::Result<&DatabaseConfig> {
+        self.config
+            .as_ref()
+            .as_ref()
+            .map_err(|problem| anyhow::anyhow!("{problem}"))
     }
 
     pub async fn handle(&self, event: Event, context: Context) -> anyhow::Result<Value> {
@@ -31,13 +40,13 @@ impl Handler {
                 let command: Command = serde_json::from_value(payload).map_err(|e| {
                     anyhow::anyhow!("expected {{\"command\": \"up\" | \"status\" | \"verify\" | \"down\" | \"resolve\"}}: {e}")
                 })?;
-                let outcome = execute(&self.config, &command).await?;
+                let outcome = execute(self.config()?, &command).await?;
                 Ok(json!({ "ok": outcome.ok, "result": outcome.result }))
             }
             Event::CustomResource(request) => {
                 let budget = time_budget(&context);
                 let reply = custom_resource::answer(&request, &self.http, budget, || async {
-                    let outcome = execute(&self.config, &Command::Up).await?;
+                    let outcome = execute(self.config()?, &Command::Up).await?;
                     Ok(json!({
                         "Applied": outcome.result["applied"].as_array().map_or(0, Vec::len),
                         "AlreadyApplied": outcome.result["already_applied"],

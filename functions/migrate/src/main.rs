@@ -9,15 +9,11 @@ use platform::config::{DatabaseConfig, Env};
 #[tokio::main]
 async fn main() -> ExitCode {
     platform::telemetry::init();
-    let config = match DatabaseConfig::from_env(&Env::process()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = DatabaseConfig::from_env(&Env::process());
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        let handler = migrate::lambda::Handler::new(config);
+        // A bad configuration must still reach CloudFormation as FAILED with
+        // its reason, so the runtime starts either way.
+        let handler = migrate::lambda::Handler::new(config.map_err(|e| e.to_string()));
         let served = platform::lambda::serve(axum::Router::new(), move |event, context| {
             let handler = handler.clone();
             async move { handler.handle(event, context).await }
@@ -31,6 +27,13 @@ async fn main() -> ExitCode {
             }
         };
     }
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
     match Command::from_args(std::env::args().skip(1)) {
         Ok(command) => cli::run(&config, command).await,
         Err(usage) => {

@@ -135,3 +135,20 @@ async fn an_unreachable_database_still_gets_a_failed_reply() {
     assert_eq!(reply.body["Status"], "FAILED");
     assert!(reply.body["Reason"].as_str().is_some_and(|r| !r.is_empty()));
 }
+
+#[tokio::test]
+async fn a_missing_database_url_still_gets_a_failed_reply_naming_the_variable() {
+    let (url, mut replies) = response_listener().await;
+    let config = platform::config::DatabaseConfig::from_env(&platform::config::Env::from_pairs([]));
+    let handler = migrate::lambda::Handler::new(config.map_err(|e| e.to_string()));
+    invoke(&handler, request("create", &url))
+        .await
+        .expect("handled");
+    let reply = replies.recv().await.expect("reply");
+    assert_eq!(reply.body["Status"], "FAILED");
+    assert!(
+        reply.body["Reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("POSTGRES_URL"))
+    );
+}

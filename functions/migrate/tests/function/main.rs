@@ -45,7 +45,8 @@ pub async fn response_listener() -> (String, mpsc::UnboundedReceiver<Captured>) 
 
 pub fn handler_for(url: &str) -> Handler {
     Handler::new(
-        DatabaseConfig::from_env(&Env::from_pairs([("POSTGRES_URL", url)])).expect("config"),
+        DatabaseConfig::from_env(&Env::from_pairs([("POSTGRES_URL", url)]))
+            .map_err(|e| e.to_string()),
     )
 }
 
