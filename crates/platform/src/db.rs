@@ -131,14 +131,9 @@ impl ConnectionSettings {
                 _ => kept.push(pair),
             }
         }
-        let mode = match ssl_mode {
-            SslMode::Disable => "disable",
-            SslMode::Require => "require",
-            _ => "prefer",
-        };
-        kept.push(match mode {
-            "disable" => "sslmode=disable",
-            "require" => "sslmode=require",
+        kept.push(match ssl_mode {
+            SslMode::Disable => "sslmode=disable",
+            SslMode::Require => "sslmode=require",
             _ => "sslmode=prefer",
         });
         let normalised = format!("{base}?{}", kept.join("&"));

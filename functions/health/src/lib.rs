@@ -52,11 +52,21 @@ pub async fn run_checks(state: &AppState) -> anyhow::Result<Vec<Probe>> {
     )
     .await;
     probes.extend(http_probes);
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    store::record(&*tx, &probes).await?;
-    let pruned = store::prune(&*tx, state.config.retention).await?;
-    tx.commit().await?;
+    let recorded = async {
+        let mut client = state.pool.get().await?;
+        let tx = client.transaction().await?;
+        store::record(&*tx, &probes).await?;
+        let pruned = store::prune(&*tx, state.config.retention).await?;
+        tx.commit().await?;
+        anyhow::Ok(pruned)
+    }
+    .await;
+    // With the database down nothing can be recorded; the verdicts still
+    // reach the logs (and CloudWatch alarms on them).
+    let pruned = recorded.map_err(|error| {
+        tracing::error!(probes = ?probes, "health checks could not be recorded");
+        error.context("recording health checks")
+    })?;
     tracing::info!(
         services = probes.len(),
         down = probes.iter().filter(|p| p.status == Status::Down).count(),

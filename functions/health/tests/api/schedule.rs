@@ -138,3 +138,17 @@ async fn a_direct_check_command_runs_the_probes_too() {
     invoke(&app.state, serde_json::json!({"command": "check"})).await;
     assert_eq!(rows(&app.db).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_scheduled_run_without_a_database_reports_an_error_instead_of_hanging() {
+    let state = crate::unreachable_database_state();
+    let started = Instant::now();
+    let error = health::run_checks(&state)
+        .await
+        .expect_err("nothing can be recorded");
+    assert!(
+        format!("{error:#}").contains("recording health checks"),
+        "{error:#}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
