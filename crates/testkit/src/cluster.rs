@@ -95,7 +95,14 @@ impl LocalCluster {
 
     /// Runs SQL as the superuser through `psql`.
     pub fn psql(&self, sql: &str) -> anyhow::Result<String> {
-        let output = Command::new(self.bin.join("psql"))
+        let beside_server = self.bin.join("psql");
+        let program = if beside_server.exists() {
+            beside_server
+        } else {
+            PathBuf::from("psql")
+        };
+        let admin_url = self.admin_url("postgres");
+        let output = Command::new(program)
             .args([
                 "-X",
                 "-q",
@@ -103,26 +110,11 @@ impl LocalCluster {
                 "ON_ERROR_STOP=1",
                 "-At",
                 "-d",
-                &self.admin_url("postgres"),
+                &admin_url,
                 "-c",
                 sql,
             ])
-            .output()
-            .or_else(|_| {
-                Command::new("psql")
-                    .args([
-                        "-X",
-                        "-q",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-At",
-                        "-d",
-                        &self.admin_url("postgres"),
-                        "-c",
-                        sql,
-                    ])
-                    .output()
-            })?;
+            .output()?;
         if !output.status.success() {
             bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
         }
