@@ -181,11 +181,13 @@ impl ConnectionSettings {
     }
 }
 
+/// Percent-decoding only, as libpq does: a `+` in a URL query is a plus,
+/// not a space (form encoding would turn `a+b.pem` into `a b.pem`).
 fn decode(raw: &str) -> Result<String, InvalidDatabaseUrl> {
-    url::form_urlencoded::parse(format!("x={raw}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| InvalidDatabaseUrl(format!("cannot decode query parameter {raw:?}")))
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|v| v.into_owned())
+        .map_err(|_| InvalidDatabaseUrl(format!("query parameter {raw:?} is not UTF-8")))
 }
 
 /// libpq's `verify-ca`: the chain must lead to a trusted root, the name on
@@ -358,6 +360,12 @@ mod tests {
     fn debug_output_hides_the_password() {
         let s = parse("postgres://u:hunter2@h/db");
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_plus_in_a_parameter_is_a_plus() {
+        let s = parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fcerts%2Fa+b.pem");
+        assert_eq!(s.root_cert_path.as_deref(), Some("/certs/a+b.pem"));
     }
 
     #[test]

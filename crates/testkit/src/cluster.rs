@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 pub struct ClusterOptions {
     /// PEM server certificate and key: turns `ssl` on.
     pub tls: Option<(String, String)>,
-    /// Replaces `pg_hba.conf` (the default trusts local connections).
+    /// Replaces `pg_hba.conf` (the default trusts local connections). Keep a
+    /// `host all postgres 127.0.0.1/32 trust` line: [`LocalCluster::psql`]
+    /// and the admin URL connect that way, without TLS.
     pub hba: Option<String>,
 }
 

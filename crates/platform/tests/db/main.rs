@@ -1,200 +1,356 @@
 //! Connections against real PostgreSQL servers: TLS as Neon serves it
-//! (verified certificates, SNI, SCRAM with channel binding), and the pool
+//! (verified certificates, SCRAM with channel binding), and the pool
 //! surviving connections the server drops.
+//!
+//! Every TLS test starts a private cluster of its own with a certificate
+//! from a CA made for that test, so the tests share nothing and can run in
+//! parallel.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use platform::db::{self, ConnectionSettings};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::CertificateError;
 use testkit::{ClusterOptions, LocalCluster, TestDatabase};
 
+/// The superuser connects without TLS so `psql` can administer the cluster;
+/// `app` connects only over TLS and with SCRAM, as on Neon; `nopass`
+/// (trust) and `legacy` (md5) connect over TLS without SCRAM, so they cannot
+/// bind the channel.
 const HBA: &str = "\
-local   all  all                   trust
-host    all  postgres 127.0.0.1/32 trust
-hostssl all  app      127.0.0.1/32 scram-sha-256
-hostssl all  plain    127.0.0.1/32 password
-host    all  all      0.0.0.0/0    reject
+host      all  postgres  127.0.0.1/32  trust
+hostssl   all  app       127.0.0.1/32  scram-sha-256
+hostnossl all  app       0.0.0.0/0     reject
+hostssl   all  nopass    127.0.0.1/32  trust
+hostssl   all  legacy    127.0.0.1/32  md5
 ";
 
-/// A private cluster with TLS on, a certificate for `names` signed by a
-/// fresh CA, and two roles: `app` (SCRAM) and `plain` (cleartext password,
-/// which cannot do channel binding).
+const PASSWORD: &str = "x";
+
+/// A certificate authority made for one test, its certificate written to a
+/// PEM file for `sslrootcert`.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    pem_path: PathBuf,
+}
+
+impl Ca {
+    fn new() -> Self {
+        let id = uuid::Uuid::new_v4();
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A name of its own: a CA with the same name as the server's would
+        // fail the signature check, not the issuer look-up.
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("travel-deals test CA {id}"));
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+            .expect("self-signed CA certificate");
+        let pem_path = std::env::temp_dir().join(format!("travel-deals-ca-{id}.pem"));
+        std::fs::write(&pem_path, issuer.pem()).expect("writing the CA certificate");
+        Self { issuer, pem_path }
+    }
+
+    /// A server certificate and its key, as PEM, for `names` (host names or
+    /// IP addresses).
+    fn issue(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().expect("server key");
+        let params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("server certificate parameters");
+        let certificate = params
+            .signed_by(&key, &self.issuer)
+            .expect("signing the server certificate");
+        (certificate.pem(), key.serialize_pem())
+    }
+
+    fn pem_path(&self) -> &Path {
+        &self.pem_path
+    }
+}
+
+impl Drop for Ca {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pem_path);
+    }
+}
+
+/// A private cluster with `ssl = on`, presenting a certificate for `names`
+/// signed by its own CA, with the roles [`HBA`] names.
 struct TlsServer {
     cluster: LocalCluster,
-    ca_path: PathBuf,
+    ca: Ca,
 }
 
 impl TlsServer {
     fn start(names: &[&str]) -> Self {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "travel-deals test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
-            .expect("ca");
-        let server_key = KeyPair::generate().expect("server key");
-        let server_params =
-            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                .expect("server params");
-        let server_cert = server_params
-            .signed_by(&server_key, &ca)
-            .expect("server cert");
+        let ca = Ca::new();
         let cluster = LocalCluster::start(&ClusterOptions {
-            tls: Some((server_cert.pem(), server_key.serialize_pem())),
+            tls: Some(ca.issue(names)),
             hba: Some(HBA.to_owned()),
         })
-        .expect("cluster");
-        cluster
-            .psql("CREATE ROLE app LOGIN PASSWORD 'app-pass'; CREATE ROLE plain LOGIN PASSWORD 'plain-pass'")
-            .expect("roles");
-        let ca_path =
-            std::env::temp_dir().join(format!("travel-deals-ca-{}.pem", uuid::Uuid::new_v4()));
-        std::fs::write(&ca_path, ca.pem()).expect("ca file");
-        Self { cluster, ca_path }
+        .expect("starting a cluster with TLS");
+        let legacy_has_md5_password = cluster
+            .psql(&format!(
+                "CREATE ROLE app LOGIN PASSWORD '{PASSWORD}';
+                 CREATE ROLE nopass LOGIN;
+                 SET password_encryption = 'md5';
+                 CREATE ROLE legacy LOGIN PASSWORD '{PASSWORD}';
+                 SELECT rolpassword LIKE 'md5%' FROM pg_authid WHERE rolname = 'legacy';"
+            ))
+            .expect("creating the roles");
+        // With a SCRAM verifier stored, `md5` in pg_hba.conf would do SCRAM.
+        assert_eq!(
+            legacy_has_md5_password.trim(),
+            "t",
+            "legacy's password is not stored as md5"
+        );
+        Self { cluster, ca }
     }
 
+    /// A URL for `user` at `host`, with `query` after the `?`.
     fn url(&self, user: &str, host: &str, query: &str) -> String {
-        let password = if user == "app" {
-            "app-pass"
-        } else {
-            "plain-pass"
-        };
         format!(
-            "postgres://{user}:{password}@{host}:{}/postgres?{query}",
+            "postgres://{user}:{PASSWORD}@{host}:{}/postgres?{query}",
             self.cluster.port()
         )
     }
 
-    fn trusted(&self) -> String {
-        format!("sslrootcert={}", self.ca_path.display())
+    /// The `sslrootcert` parameter trusting this server's CA.
+    fn trusting_its_ca(&self) -> String {
+        format!("sslrootcert={}", self.ca.pem_path().display())
     }
 }
 
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.ca_path);
-    }
-}
-
-async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+async fn connect(url: &str) -> anyhow::Result<db::Client> {
     db::connect(&ConnectionSettings::parse(url)?).await
+}
+
+async fn uses_tls(client: &db::Client) -> bool {
+    client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("reading pg_stat_ssl")
+        .get(0)
+}
+
+/// The rustls error a failed handshake ended with, if that is why it failed
+/// (tokio-rustls wraps it in an `io::Error`, whose `source` skips it).
+fn tls_error(error: &anyhow::Error) -> Option<&rustls::Error> {
+    error.chain().find_map(|cause| {
+        cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()?
+                .get_ref()?
+                .downcast_ref::<rustls::Error>()
+        })
+    })
 }
 
 #[tokio::test]
 async fn verify_full_with_channel_binding_connects_over_tls_1_3() {
-    let server = TlsServer::start(&["localhost"]);
+    let server = TlsServer::start(&["localhost", "127.0.0.1"]);
     let url = server.url(
         "app",
         "localhost",
         &format!(
             "sslmode=verify-full&{}&channel_binding=require",
-            server.trusted()
+            server.trusting_its_ca()
         ),
     );
+
     let client = connect(&url)
         .await
-        .expect("TLS connection with channel binding");
+        .expect("verify-full with channel binding connects");
+
     let row = client
         .query_one(
-            "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            "SELECT current_user::text, ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
             &[],
         )
         .await
-        .expect("pg_stat_ssl");
-    assert!(row.get::<_, bool>(0));
-    assert_eq!(row.get::<_, String>(1), "TLSv1.3");
+        .expect("a query over the connection");
+    assert_eq!(row.get::<_, String>(0), "app");
+    assert!(row.get::<_, bool>(1), "the session is not encrypted");
+    assert_eq!(row.get::<_, String>(2), "TLSv1.3");
 }
 
 #[tokio::test]
-async fn require_also_verifies_the_certificate_chain() {
-    let server = TlsServer::start(&["localhost"]);
-    let error = connect(&server.url("app", "localhost", "sslmode=require"))
+async fn require_connects_when_sslrootcert_trusts_the_private_ca() {
+    let server = TlsServer::start(&["localhost", "127.0.0.1"]);
+    let url = server.url(
+        "app",
+        "127.0.0.1",
+        &format!("sslmode=require&{}", server.trusting_its_ca()),
+    );
+
+    let client = connect(&url)
         .await
-        .expect_err("a private CA is not among the public roots");
-    assert!(
-        format!("{error:#}").to_lowercase().contains("certificate"),
-        "{error:#}"
-    );
-    connect(&server.url(
-        "app",
-        "localhost",
-        &format!("sslmode=require&{}", server.trusted()),
-    ))
-    .await
-    .expect("trusted with sslrootcert");
+        .expect("require with the CA trusted connects");
+
+    assert!(uses_tls(&client).await, "the session is not encrypted");
 }
 
 #[tokio::test]
-async fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it() {
-    let server = TlsServer::start(&["db.internal.example"]);
+async fn verify_ca_accepts_a_trusted_certificate_issued_for_another_host() {
+    let server = TlsServer::start(&["otherhost.example"]);
+    let url = server.url(
+        "app",
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&{}", server.trusting_its_ca()),
+    );
+
+    let client = connect(&url)
+        .await
+        .expect("verify-ca does not compare the name with the host");
+
+    assert!(uses_tls(&client).await, "the session is not encrypted");
+}
+
+#[tokio::test]
+async fn every_sslmode_but_verify_ca_refuses_a_trusted_certificate_issued_for_another_host() {
+    let server = TlsServer::start(&["otherhost.example"]);
+    for sslmode in ["prefer", "require", "verify-full"] {
+        let url = server.url(
+            "app",
+            "127.0.0.1",
+            &format!("sslmode={sslmode}&{}", server.trusting_its_ca()),
+        );
+
+        let error = connect(&url)
+            .await
+            .expect_err("a certificate for another host must be refused");
+
+        assert!(
+            matches!(
+                tls_error(&error),
+                Some(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. }
+                ))
+            ),
+            "sslmode={sslmode}: {error:#}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_sslmode_that_uses_tls_refuses_a_certificate_from_an_untrusted_ca() {
+    let server = TlsServer::start(&["localhost", "127.0.0.1"]);
+    let another_ca = Ca::new();
+    let roots = [
+        ("public roots".to_owned(), String::new()),
+        (
+            "another private CA".to_owned(),
+            format!("&sslrootcert={}", another_ca.pem_path().display()),
+        ),
+    ];
+    for sslmode in ["prefer", "require", "verify-ca", "verify-full"] {
+        for (trusted, parameter) in &roots {
+            let url = server.url("app", "localhost", &format!("sslmode={sslmode}{parameter}"));
+
+            let error = connect(&url)
+                .await
+                .expect_err("a certificate from an untrusted CA must be refused");
+
+            assert!(
+                matches!(
+                    tls_error(&error),
+                    Some(rustls::Error::InvalidCertificate(
+                        CertificateError::UnknownIssuer
+                    ))
+                ),
+                "sslmode={sslmode} trusting {trusted}: {error:#}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn channel_binding_require_refuses_a_server_that_trusts_without_a_password() {
+    let server = TlsServer::start(&["localhost", "127.0.0.1"]);
+    let verified = format!("sslmode=verify-full&{}", server.trusting_its_ca());
+    connect(&server.url("nopass", "localhost", &verified))
+        .await
+        .expect("without channel_binding=require the same user connects");
+
     let error = connect(&server.url(
-        "app",
+        "nopass",
         "localhost",
-        &format!("sslmode=verify-full&{}", server.trusted()),
+        &format!("{verified}&channel_binding=require"),
     ))
     .await
-    .expect_err("name mismatch");
+    .expect_err("trust authentication cannot bind the channel");
+
     assert!(
-        format!("{error:#}").to_lowercase().contains("certificate"),
+        format!("{error:#}").contains("server did not use channel binding"),
         "{error:#}"
     );
-    connect(&server.url(
-        "app",
-        "localhost",
-        &format!("sslmode=verify-ca&{}", server.trusted()),
-    ))
-    .await
-    .expect("verify-ca checks the chain only");
 }
 
 #[tokio::test]
-async fn channel_binding_require_refuses_authentication_that_cannot_bind() {
-    let server = TlsServer::start(&["localhost"]);
-    let trusted = server.trusted();
-    connect(&server.url(
-        "plain",
-        "localhost",
-        &format!("sslmode=verify-full&{trusted}"),
-    ))
-    .await
-    .expect("cleartext password over TLS works without channel binding");
+async fn channel_binding_require_refuses_md5_password_authentication() {
+    let server = TlsServer::start(&["localhost", "127.0.0.1"]);
+    let verified = format!("sslmode=verify-full&{}", server.trusting_its_ca());
+    connect(&server.url("legacy", "localhost", &verified))
+        .await
+        .expect("without channel_binding=require the same user connects");
+
     let error = connect(&server.url(
-        "plain",
+        "legacy",
         "localhost",
-        &format!("sslmode=verify-full&{trusted}&channel_binding=require"),
+        &format!("{verified}&channel_binding=require"),
     ))
     .await
-    .expect_err("no SCRAM, no channel binding");
+    .expect_err("md5 authentication cannot bind the channel");
+
     assert!(
-        format!("{error:#}").contains("channel binding"),
+        format!("{error:#}").contains("server did not use channel binding"),
         "{error:#}"
     );
 }
 
-#[tokio::test]
-async fn the_pool_replaces_connections_the_server_dropped() {
+// A current-thread runtime, and the backend terminated from another thread
+// while this one blocks: the pooled connection's task cannot run in between,
+// so the client has not yet noticed its connection is gone when the pool
+// hands it out again, as after a Lambda container thaws. Only the test
+// query of `RecyclingMethod::Verified` can catch it then.
+#[tokio::test(flavor = "current_thread")]
+async fn the_pool_replaces_a_connection_the_server_terminated_before_the_client_noticed() {
     let database = TestDatabase::migrated().await;
     let pool = database.pool();
-    let pid_before: i32 = {
-        let client = pool.get().await.expect("first checkout");
-        client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .expect("query")
-            .get(0)
-    };
-    let killed: i64 = database
-        .connect()
+    let pid_before: i32 = pool
+        .get()
         .await
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            &[],
-        )
+        .expect("first checkout")
+        .query_one("SELECT pg_backend_pid()", &[])
         .await
-        .expect("terminate")
+        .expect("first query")
         .get(0);
-    assert!(killed >= 1);
+
+    let settings = database.settings();
+    let terminated = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the terminating connection")
+            .block_on(async {
+                db::connect(&settings)
+                    .await
+                    .expect("a second connection")
+                    .query_one("SELECT pg_terminate_backend($1, 10000)", &[&pid_before])
+                    .await
+                    .expect("pg_terminate_backend")
+                    .get::<_, bool>(0)
+            })
+    })
+    .join()
+    .expect("the terminating thread");
+    assert!(terminated, "backend {pid_before} was not terminated");
+
     let client = pool
         .get()
         .await
@@ -202,7 +358,7 @@ async fn the_pool_replaces_connections_the_server_dropped() {
     let pid_after: i32 = client
         .query_one("SELECT pg_backend_pid()", &[])
         .await
-        .expect("query works")
+        .expect("a query on the replacement connection")
         .get(0);
     assert_ne!(pid_after, pid_before);
 }
