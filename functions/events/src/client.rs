@@ -1,0 +1,126 @@
+//! What the request itself says about the client: address, user agent,
+//! page.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use lambda_http::request::RequestContext;
+
+use crate::config::IpStorage;
+
+/// User agents longer than this are cut, not refused: the header is the
+/// browser's, not the caller's choice.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+pub const MAX_URL_CHARS: usize = 2048;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientContext {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// The `Referer` header: the page that sent the request.
+    pub page: Option<String>,
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+impl ClientContext {
+    /// API Gateway's `sourceIp` is the peer it saw and cannot be forged by
+    /// the client; `X-Forwarded-For`'s first entry is used only without it
+    /// (local runs, other front doors).
+    pub fn from_request(
+        headers: &HeaderMap,
+        context: Option<&RequestContext>,
+        storage: IpStorage,
+    ) -> Self {
+        let source_ip = match context {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+            _ => None,
+        };
+        let raw_ip = source_ip.or_else(|| {
+            header(headers, "x-forwarded-for")
+                .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
+        });
+        Self {
+            ip_address: raw_ip.and_then(|ip| stored_ip(&ip, storage)),
+            user_agent: header(headers, "user-agent")
+                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+            page: header(headers, "referer").filter(|p| p.chars().count() <= MAX_URL_CHARS),
+        }
+    }
+}
+
+/// The part of `ip` that `storage` allows to be kept.
+pub fn stored_ip(ip: &str, storage: IpStorage) -> Option<String> {
+    let parsed: IpAddr = ip.parse().ok()?;
+    match storage {
+        IpStorage::None => None,
+        IpStorage::Full => Some(parsed.to_string()),
+        IpStorage::Truncated => Some(match parsed {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                format!("{a}.{b}.{c}.0")
+            }
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_is_truncated_to_its_slash_24() {
+        assert_eq!(
+            stored_ip("203.0.113.77", IpStorage::Truncated).as_deref(),
+            Some("203.0.113.0")
+        );
+    }
+
+    #[test]
+    fn ipv6_is_truncated_to_its_slash_48() {
+        assert_eq!(
+            stored_ip("2001:db8:abcd:12:1:2:3:4", IpStorage::Truncated).as_deref(),
+            Some("2001:db8:abcd::")
+        );
+    }
+
+    #[test]
+    fn nothing_is_stored_when_configured_so() {
+        assert_eq!(stored_ip("203.0.113.77", IpStorage::None), None);
+    }
+
+    #[test]
+    fn full_storage_keeps_the_address() {
+        assert_eq!(
+            stored_ip("203.0.113.77", IpStorage::Full).as_deref(),
+            Some("203.0.113.77")
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_an_address() {
+        assert_eq!(stored_ip("not-an-ip", IpStorage::Full), None);
+    }
+
+    #[test]
+    fn the_first_forwarded_address_is_the_client() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.9, 10.0.0.1".parse().expect("header"),
+        );
+        let client = ClientContext::from_request(&headers, None, IpStorage::Full);
+        assert_eq!(client.ip_address.as_deref(), Some("198.51.100.9"));
+    }
+}

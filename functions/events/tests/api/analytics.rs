@@ -1,0 +1,405 @@
+use axum::http::StatusCode;
+use chrono::{NaiveDateTime, Utc};
+use serde_json::{Value, json};
+use testkit::fixture;
+
+use crate::spawn_app;
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn batch(session: &str, events: Vec<Value>) -> Value {
+    json!({ "sessionId": session, "events": events })
+}
+
+#[tokio::test]
+async fn a_front_end_batch_is_stored_and_answered_202_with_counts() {
+    let app = spawn_app(&[]).await;
+    let t = now_ms();
+    let body = json!({
+        "sessionId": "session_1732500000000_abc",
+        "userId": "user-1",
+        "events": [
+            {"eventType": "page_view", "eventData": {"url": "https://deals.example/", "referrer": "https://google.com/"}, "timestamp": t - 2000},
+            {"eventType": "flight_search", "eventData": {"origin": "JFK", "destination": "LIS"}, "timestamp": t - 1000},
+            {"eventType": "results_view", "timestamp": t},
+        ]
+    });
+    let answer = app.post_json(&body, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        answer,
+        json!({"received": 3, "stored": 3, "duplicates": 0, "funnelSteps": 0})
+    );
+    let rows = app.events().await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].get::<_, String>(0), "session_1732500000000_abc");
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(1).as_deref(),
+        Some("user-1")
+    );
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(4).as_deref(),
+        Some("https://deals.example/")
+    );
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(5).as_deref(),
+        Some("https://google.com/")
+    );
+    assert_eq!(
+        rows[1].get::<_, Value>(3),
+        json!({"origin": "JFK", "destination": "LIS"})
+    );
+    assert_eq!(rows[2].get::<_, Value>(3), json!({}));
+    let stored_at: NaiveDateTime = rows[2].get(8);
+    assert_eq!(
+        stored_at.and_utc().timestamp_millis(),
+        t,
+        "the client's millisecond timestamp is kept"
+    );
+}
+
+#[tokio::test]
+async fn the_single_event_shape_of_the_migration_readme_is_accepted() {
+    let app = spawn_app(&[]).await;
+    let body =
+        json!({"sessionId": "s1", "eventType": "deal_click", "eventData": {"dealId": "d-9"}});
+    let answer = app.post_json(&body, StatusCode::ACCEPTED).await;
+    assert_eq!(answer["stored"], 1);
+    assert_eq!(app.events().await[0].get::<_, String>(2), "deal_click");
+}
+
+#[tokio::test]
+async fn a_send_beacon_text_plain_body_is_read_as_json() {
+    let app = spawn_app(&[]).await;
+    let body = batch(
+        "s1",
+        vec![json!({"eventType": "page_view", "timestamp": now_ms()})],
+    )
+    .to_string();
+    app.post(
+        "/api/analytics/events",
+        &[("content-type", "text/plain;charset=UTF-8")],
+        body,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(app.count("analytics_events").await, 1);
+}
+
+#[tokio::test]
+async fn the_page_url_falls_back_to_the_referer_header_and_the_user_agent_comes_from_its_header() {
+    let app = spawn_app(&[]).await;
+    let body = batch(
+        "s1",
+        vec![json!({"eventType": "page_view", "timestamp": now_ms()})],
+    )
+    .to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("referer", "https://deals.example/lisbon"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
+        ),
+    ];
+    app.post(
+        "/api/analytics/events",
+        &headers,
+        body,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let row = &app.events().await[0];
+    assert_eq!(
+        row.get::<_, Option<String>>(4).as_deref(),
+        Some("https://deals.example/lisbon")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(6).as_deref(),
+        Some("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(5),
+        None,
+        "the Referer header is the page, not the page's referrer"
+    );
+}
+
+#[tokio::test]
+async fn the_client_address_is_stored_truncated_by_default() {
+    let app = spawn_app(&[]).await;
+    let body = batch("s1", vec![json!({"eventType": "page_view"})]).to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-forwarded-for", "203.0.113.77, 10.0.0.1"),
+    ];
+    app.post(
+        "/api/analytics/events",
+        &headers,
+        body,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(
+        app.events().await[0].get::<_, Option<String>>(7).as_deref(),
+        Some("203.0.113.0")
+    );
+}
+
+#[tokio::test]
+async fn no_address_is_stored_when_configured_so() {
+    let app = spawn_app(&[("ANALYTICS_IP_STORAGE", "none")]).await;
+    let body = batch("s1", vec![json!({"eventType": "page_view"})]).to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-forwarded-for", "203.0.113.77"),
+    ];
+    app.post(
+        "/api/analytics/events",
+        &headers,
+        body,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(app.events().await[0].get::<_, Option<String>>(7), None);
+}
+
+#[tokio::test]
+async fn a_retried_batch_is_stored_once() {
+    let app = spawn_app(&[]).await;
+    let t = now_ms();
+    let body = batch(
+        "s1",
+        vec![
+            json!({"eventType": "page_view", "eventData": {"url": "/a"}, "timestamp": t}),
+            json!({"eventType": "page_view", "eventData": {"url": "/b"}, "timestamp": t}),
+        ],
+    );
+    app.post_json(&body, StatusCode::ACCEPTED).await;
+    let retry = app.post_json(&body, StatusCode::ACCEPTED).await;
+    assert_eq!(retry["stored"], 0);
+    assert_eq!(retry["duplicates"], 2);
+    assert_eq!(app.count("analytics_events").await, 2);
+}
+
+#[tokio::test]
+async fn client_event_ids_identify_an_event_across_requests() {
+    let app = spawn_app(&[]).await;
+    let first = batch(
+        "s1",
+        vec![json!({"eventType": "page_view", "eventId": "e-1", "timestamp": now_ms()})],
+    );
+    let resent = batch(
+        "s1",
+        vec![json!({"eventType": "page_view", "eventId": "e-1", "timestamp": now_ms() + 5})],
+    );
+    app.post_json(&first, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        app.post_json(&resent, StatusCode::ACCEPTED).await["duplicates"],
+        1
+    );
+    let other_session = batch(
+        "s2",
+        vec![json!({"eventType": "page_view", "eventId": "e-1", "timestamp": now_ms()})],
+    );
+    assert_eq!(
+        app.post_json(&other_session, StatusCode::ACCEPTED).await["stored"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn funnel_steps_also_write_conversion_funnel_rows() {
+    let app = spawn_app(&[]).await;
+    let t = now_ms();
+    let body = batch(
+        "s1",
+        vec![
+            json!({"eventType": "funnel", "eventData": {"stage": "flight_search", "action": "submit", "duration": 1200, "metadata": {"pax": 2}}, "timestamp": t}),
+            json!({"eventType": "funnel", "eventData": {"stage": "begin_checkout", "action": "view"}, "timestamp": t + 1}),
+            json!({"eventType": "page_view", "timestamp": t}),
+        ],
+    );
+    let answer = app.post_json(&body, StatusCode::ACCEPTED).await;
+    assert_eq!(answer["funnelSteps"], 2);
+    let rows = app
+        .db
+        .connect()
+        .await
+        .query(r#"SELECT "stage", "action", "duration", "metadata", "sessionId" FROM "conversion_funnels" ORDER BY "timestamp""#, &[])
+        .await
+        .expect("funnel rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get::<_, String>(0), "flight_search");
+    assert_eq!(rows[0].get::<_, Option<i32>>(2), Some(1200));
+    assert_eq!(rows[0].get::<_, Option<Value>>(3), Some(json!({"pax": 2})));
+    assert_eq!(rows[1].get::<_, Option<i32>>(2), None);
+    app.post_json(&body, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        app.count("conversion_funnels").await,
+        2,
+        "a retry adds no funnel rows"
+    );
+}
+
+#[tokio::test]
+async fn every_invalid_input_is_a_400_naming_its_field_and_stores_nothing() {
+    let app = spawn_app(&[]).await;
+    let t = now_ms();
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({"eventType": "x"})).collect();
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"events": [{"eventType": "x"}]}), "sessionId"),
+        (
+            json!({"sessionId": "", "events": [{"eventType": "x"}]}),
+            "sessionId",
+        ),
+        (
+            json!({"sessionId": "x".repeat(129), "events": [{"eventType": "x"}]}),
+            "sessionId",
+        ),
+        (
+            json!({"sessionId": 42, "events": [{"eventType": "x"}]}),
+            "sessionId",
+        ),
+        (
+            json!({"sessionId": "s", "userId": ["u"], "events": [{"eventType": "x"}]}),
+            "userId",
+        ),
+        (json!({"sessionId": "s", "events": "page_view"}), "events"),
+        (json!({"sessionId": "s", "events": []}), "events"),
+        (json!({"sessionId": "s", "events": too_many}), "events"),
+        (json!({"sessionId": "s"}), "events"),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "ok"}, {"eventData": {}}]}),
+            "events[1].eventType",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "ok"}, 7]}),
+            "events[1]",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "x".repeat(65)}]}),
+            "events[0].eventType",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "x", "eventData": [1, 2]}]}),
+            "events[0].eventData",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "x", "eventData": {"blob": "x".repeat(17_000)}}]}),
+            "events[0].eventData",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "x", "eventData": {"url": 5}}]}),
+            "events[0].eventData.url",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "x", "timestamp": t + 7_200_000}]}),
+            "events[0].timestamp",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "x", "timestamp": "yesterday"}]}),
+            "events[0].timestamp",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "funnel", "eventData": {"action": "a"}}]}),
+            "events[0].eventData.stage",
+        ),
+        (
+            json!({"sessionId": "s", "events": [{"eventType": "funnel", "eventData": {"stage": "s", "action": "a", "duration": -1}}]}),
+            "events[0].eventData.duration",
+        ),
+        (json!({"sessionId": "s", "eventType": 3}), "eventType"),
+    ];
+    for (body, field) in cases {
+        let answer = app.post_json(&body, StatusCode::BAD_REQUEST).await;
+        assert_eq!(answer["error"]["field"], field, "{body}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    assert_eq!(app.count("analytics_events").await, 0);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400s_with_a_code() {
+    let app = spawn_app(&[]).await;
+    for (body, code) in [
+        ("{not json", "invalid_json"),
+        ("", "empty_body"),
+        ("[1,2]", "invalid_body"),
+        ("\"text\"", "invalid_body"),
+    ] {
+        let answer = app
+            .post(
+                "/api/analytics/events",
+                &[("content-type", "application/json")],
+                body.to_owned(),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        assert_eq!(answer["error"]["code"], code, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_one_mebibyte_is_a_413() {
+    let app = spawn_app(&[]).await;
+    let body = format!(
+        "{{\"sessionId\": \"s\", \"padding\": \"{}\"}}",
+        "x".repeat(1024 * 1024)
+    );
+    let answer = app
+        .post(
+            "/api/analytics/events",
+            &[("content-type", "application/json")],
+            body,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+        .await;
+    assert_eq!(answer["error"]["code"], "payload_too_large");
+}
+
+#[tokio::test]
+async fn other_media_types_are_a_415() {
+    let app = spawn_app(&[]).await;
+    app.post(
+        "/api/analytics/events",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "a=b",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_api_gateway_v2_post_is_stored_with_the_gateway_source_ip() {
+    let app = spawn_app(&[]).await;
+    let mut payload = fixture("apigw-v2-request.json");
+    payload["rawPath"] = "/api/analytics/events".into();
+    payload["requestContext"]["http"]["path"] = "/api/analytics/events".into();
+    payload["requestContext"]["http"]["method"] = "POST".into();
+    payload["requestContext"]["http"]["sourceIp"] = "198.51.100.23".into();
+    payload["headers"]["content-type"] = "text/plain;charset=UTF-8".into();
+    payload["headers"]["x-forwarded-for"] = "203.0.113.1".into();
+    payload["body"] = batch("s1", vec![json!({"eventType": "page_view"})])
+        .to_string()
+        .into();
+    payload["isBase64Encoded"] = false.into();
+    let never = |_, _| async { anyhow::bail!("not an event") };
+    let response = platform::lambda::handle(
+        events::router(app.state.clone()),
+        &never,
+        lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
+    )
+    .await
+    .expect("invocation");
+    assert_eq!(response["statusCode"], 202, "{response}");
+    assert_eq!(
+        app.events().await[0].get::<_, Option<String>>(7).as_deref(),
+        Some("198.51.100.0")
+    );
+}
