@@ -320,7 +320,7 @@ pub fn parse_batch(
 }
 
 /// What a request stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stored {
     pub received: usize,

@@ -1,7 +1,7 @@
 //! What the request itself says about the client: address, user agent,
 //! page.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::LazyLock};
 
 use axum::http::HeaderMap;
 use lambda_http::request::RequestContext;
@@ -12,6 +12,10 @@ use crate::config::IpStorage;
 /// browser's, not the caller's choice.
 pub const MAX_USER_AGENT_CHARS: usize = 512;
 pub const MAX_URL_CHARS: usize = 2048;
+
+/// isbot's list (a port of the npm `isbot` patterns, kept current
+/// upstream), compiled once per container.
+static BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientContext {
@@ -31,6 +35,12 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 impl ClientContext {
+    /// A known crawler or bot, by its user agent. No user agent at all is
+    /// not proof of a bot (privacy tools strip it), so it is not one.
+    pub fn is_known_bot(&self) -> bool {
+        self.user_agent.as_deref().is_some_and(|ua| BOTS.is_bot(ua))
+    }
+
     /// API Gateway's `sourceIp` is the peer it saw and cannot be forged by
     /// the client; `X-Forwarded-For`'s first entry is used only without it
     /// (local runs, other front doors).
@@ -111,6 +121,38 @@ mod tests {
     #[test]
     fn garbage_is_not_an_address() {
         assert_eq!(stored_ip("not-an-ip", IpStorage::Full), None);
+    }
+
+    fn with_agent(ua: &str) -> ClientContext {
+        ClientContext {
+            user_agent: Some(ua.to_owned()),
+            ..ClientContext::default()
+        }
+    }
+
+    #[test]
+    fn crawlers_are_known_bots() {
+        for ua in [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+            "curl/8.4.0",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.0; +https://openai.com/gptbot)",
+        ] {
+            assert!(with_agent(ua).is_known_bot(), "{ua}");
+        }
+    }
+
+    #[test]
+    fn browsers_are_not_bots() {
+        for ua in [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:132.0) Gecko/20100101 Firefox/132.0",
+        ] {
+            assert!(!with_agent(ua).is_known_bot(), "{ua}");
+        }
+        assert!(!ClientContext::default().is_known_bot());
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub enum IpStorage {
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
     pub ip_storage: IpStorage,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://deals.example`)
+    /// whose pages may call the intake from the browser. Empty: none, so
+    /// only same-origin pages (behind the same domain) can.
+    pub allowed_origins: Vec<http::HeaderValue>,
 }
 
 impl IntakeConfig {
@@ -32,6 +36,70 @@ impl IntakeConfig {
                 });
             }
         };
-        Ok(Self { ip_storage })
+        let mut allowed_origins = Vec::new();
+        for origin in env
+            .optional("CORS_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.contains('*')
+                && origin.matches('/').count() == 2;
+            let value = http::HeaderValue::from_str(origin).ok().filter(|_| valid).ok_or_else(|| ConfigError {
+                variable: "CORS_ALLOWED_ORIGINS",
+                problem: format!("{origin:?} is not an origin like https://deals.example (no path, no wildcard)"),
+            })?;
+            allowed_origins.push(value);
+        }
+        Ok(Self {
+            ip_storage,
+            allowed_origins,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_a_comma_separated_list() {
+        let env = Env::from_pairs([(
+            "CORS_ALLOWED_ORIGINS",
+            "https://deals.example, http://localhost:3000",
+        )]);
+        assert_eq!(
+            IntakeConfig::from_env(&env)
+                .expect("valid")
+                .allowed_origins
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn an_origin_with_a_path_or_wildcard_names_the_variable() {
+        for bad in [
+            "https://deals.example/app",
+            "https://*.deals.example",
+            "deals.example",
+        ] {
+            let env = Env::from_pairs([("CORS_ALLOWED_ORIGINS", bad)]);
+            assert_eq!(
+                IntakeConfig::from_env(&env).expect_err(bad).variable,
+                "CORS_ALLOWED_ORIGINS"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_ip_storage_names_the_variable() {
+        let env = Env::from_pairs([("ANALYTICS_IP_STORAGE", "hashed")]);
+        assert_eq!(
+            IntakeConfig::from_env(&env).expect_err("bad").variable,
+            "ANALYTICS_IP_STORAGE"
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! HTTP: `POST /api/analytics/events`.
 
+use std::time::Duration;
+
 use axum::{
     Json, Router,
     extract::{Request, State},
-    http::{StatusCode, header},
+    http::{Method, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
     routing::post,
@@ -11,6 +13,7 @@ use axum::{
 use lambda_http::RequestExt;
 use platform::{ApiError, ApiResult, request_id};
 use serde_json::Value;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{AppState, analytics, client::ClientContext};
 
@@ -18,11 +21,21 @@ use crate::{AppState, analytics, client::ClientContext};
 /// (up to [`analytics::MAX_EVENTS_PER_BATCH`] events) may be larger.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Tells a dropped bot nothing it can act on, and tells people reading
+/// responses why nothing was stored.
+pub const DROPPED_HEADER: &str = "x-analytics-dropped";
+
 pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(state.config.allowed_origins.clone()))
+        .allow_methods([Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(24 * 60 * 60));
     Router::new()
         .route("/api/analytics/events", post(ingest_events))
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .layer(middleware::from_fn(request_id::middleware))
+        .layer(cors)
         .with_state(state)
 }
 
@@ -74,6 +87,15 @@ async fn ingest_events(State(state): State<AppState>, request: Request) -> ApiRe
         request.request_context_ref(),
         state.config.ip_storage,
     );
+    if client.is_known_bot() {
+        let nothing = analytics::Stored::default();
+        return Ok((
+            StatusCode::ACCEPTED,
+            [(DROPPED_HEADER, "bot")],
+            Json(nothing),
+        )
+            .into_response());
+    }
     let body = json_body(request).await?;
     let events = analytics::parse_batch(&body, &client, chrono::Utc::now())?;
     let mut connection = state.pool.get().await?;

@@ -385,6 +385,9 @@ async fn an_api_gateway_v2_post_is_stored_with_the_gateway_source_ip() {
     payload["requestContext"]["http"]["sourceIp"] = "198.51.100.23".into();
     payload["headers"]["content-type"] = "text/plain;charset=UTF-8".into();
     payload["headers"]["x-forwarded-for"] = "203.0.113.1".into();
+    // The sample's curl/7.58.0 would be dropped as a bot; a page sends its browser's.
+    payload["headers"]["user-agent"] =
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15".into();
     payload["body"] = batch("s1", vec![json!({"eventType": "page_view"})])
         .to_string()
         .into();

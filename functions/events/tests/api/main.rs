@@ -1,10 +1,11 @@
 //! The events function against real PostgreSQL.
 
 mod analytics;
+mod bots_and_cors;
 
 use axum::{
     body::Body,
-    http::{Request, StatusCode},
+    http::{HeaderMap, Request, StatusCode},
 };
 use events::{AppState, IntakeConfig};
 use http_body_util::BodyExt;
@@ -27,16 +28,17 @@ pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
-    /// POSTs `body` with `headers` through the production router and
-    /// asserts the status.
-    pub async fn post(
+    /// Sends a request through the production router and asserts the
+    /// status; returns the response headers and JSON body.
+    pub async fn request(
         &self,
+        method: &str,
         uri: &str,
         headers: &[(&str, &str)],
         body: impl Into<Body>,
         expected: StatusCode,
-    ) -> Value {
-        let mut request = Request::post(uri);
+    ) -> (HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -45,6 +47,7 @@ impl TestApp {
             .await
             .expect("infallible");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
@@ -52,8 +55,18 @@ impl TestApp {
             .expect("body")
             .to_bytes();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert_eq!(status, expected, "{uri}: {body}");
-        body
+        assert_eq!(status, expected, "{method} {uri}: {body}");
+        (headers, body)
+    }
+
+    pub async fn post(
+        &self,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+        expected: StatusCode,
+    ) -> Value {
+        self.request("POST", uri, headers, body, expected).await.1
     }
 
     pub async fn post_json(&self, body: &Value, expected: StatusCode) -> Value {
