@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod client;
 pub mod config;
+pub mod device;
 pub mod routes;
 
 use std::sync::Arc;
