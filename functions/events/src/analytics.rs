@@ -71,11 +71,11 @@ pub struct NewEvent {
     pub funnel: Option<FunnelStep>,
 }
 
-fn field_error(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+pub(crate) fn field_error(field: impl Into<String>, message: impl Into<String>) -> ApiError {
     ApiError::invalid_field(field, message)
 }
 
-fn text<'a>(
+pub(crate) fn text<'a>(
     object: &'a Map<String, Value>,
     key: &str,
     path: &str,
@@ -168,7 +168,7 @@ fn funnel_step(data: &Map<String, Value>, path: &str) -> Result<FunnelStep, ApiE
 
 /// An id whose bits are a hash of `key`, led by `at`'s milliseconds when
 /// given, so that such ids sort by time.
-fn derived_id(at: Option<DateTime<Utc>>, key: &[u8]) -> String {
+pub(crate) fn derived_id(at: Option<DateTime<Utc>>, key: &[u8]) -> String {
     let digest = Sha256::digest(key);
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);

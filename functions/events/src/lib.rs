@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod device;
 pub mod routes;
+pub mod vitals;
 
 use std::sync::Arc;
 

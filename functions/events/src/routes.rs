@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Request, State},
+    extract::{RawQuery, Request, State},
     http::{Method, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
@@ -15,7 +15,7 @@ use platform::{ApiError, ApiResult, request_id};
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{AppState, analytics, client::ClientContext};
+use crate::{AppState, analytics, client::ClientContext, vitals};
 
 /// `sendBeacon` caps a body at 64 KiB; `fetch` batches from the front end
 /// (up to [`analytics::MAX_EVENTS_PER_BATCH`] events) may be larger.
@@ -33,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(24 * 60 * 60));
     Router::new()
         .route("/api/analytics/events", post(ingest_events))
+        .route("/api/analytics/performance", post(ingest_vitals))
+        .route("/api/analytics/vitals", post(ingest_vitals))
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .layer(middleware::from_fn(request_id::middleware))
         .layer(cors)
@@ -108,4 +110,68 @@ async fn ingest_events(State(state): State<AppState>, request: Request) -> ApiRe
     .await
     .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing analytics events")))?;
     Ok((StatusCode::ACCEPTED, Json(stored)).into_response())
+}
+
+/// The answer a bot gets: the same success as anyone, nothing stored.
+fn dropped(nothing: impl serde::Serialize) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(DROPPED_HEADER, "bot")],
+        Json(nothing),
+    )
+        .into_response()
+}
+
+/// `?sessionId=` of the query string, read by hand so a malformed query
+/// gets this crate's JSON 400 rather than the extractor's plain text.
+fn query_session_id(query: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(raw) = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("sessionId="))
+    else {
+        return Ok(None);
+    };
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::invalid_field("sessionId", "sessionId is not valid UTF-8"))?;
+    if decoded.chars().count() > analytics::MAX_SESSION_ID_CHARS {
+        return Err(ApiError::invalid_field(
+            "sessionId",
+            "sessionId is longer than 128 characters",
+        ));
+    }
+    Ok(Some(decoded.into_owned()).filter(|s| !s.is_empty()))
+}
+
+async fn ingest_vitals(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> ApiResult<Response> {
+    let client = ClientContext::from_request(
+        request.headers(),
+        request.request_context_ref(),
+        state.config.ip_storage,
+    );
+    if client.is_known_bot() {
+        return Ok(dropped(vitals::Recorded::default()));
+    }
+    let session_id = query_session_id(query.as_deref())?;
+    let body = json_body(request).await?;
+    let metrics = vitals::parse_metrics(&body, session_id.as_deref(), &client, chrono::Utc::now())?;
+    let mut connection = state.pool.get().await?;
+    let stored = async {
+        let tx = connection.transaction().await?;
+        let stored = vitals::store(&*tx, &metrics).await?;
+        tx.commit().await?;
+        Ok::<_, tokio_postgres::Error>(stored)
+    }
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing web vitals")))?;
+    let recorded = vitals::Recorded {
+        received: metrics.len(),
+        stored: usize::try_from(stored).unwrap_or(usize::MAX),
+    };
+    Ok((StatusCode::ACCEPTED, Json(recorded)).into_response())
 }
