@@ -95,7 +95,7 @@ fn without_content_hashes(name: &str) -> String {
     let mut out = String::new();
     let mut part = String::new();
     let mut separator: Option<char> = None;
-    let mut flush = |out: &mut String, part: &str, separator: Option<char>| {
+    let flush = |out: &mut String, part: &str, separator: Option<char>| {
         if !is_hash(part) || separator.is_none() {
             if let Some(sep) = separator {
                 out.push(sep);
