@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod client;
 pub mod config;
 pub mod device;
+pub mod errors;
 pub mod fingerprint;
 pub mod routes;
 pub mod vitals;

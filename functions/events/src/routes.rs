@@ -15,7 +15,7 @@ use platform::{ApiError, ApiResult, request_id};
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{AppState, analytics, client::ClientContext, vitals};
+use crate::{AppState, analytics, client::ClientContext, errors, vitals};
 
 /// `sendBeacon` caps a body at 64 KiB; `fetch` batches from the front end
 /// (up to [`analytics::MAX_EVENTS_PER_BATCH`] events) may be larger.
@@ -35,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/analytics/events", post(ingest_events))
         .route("/api/analytics/performance", post(ingest_vitals))
         .route("/api/analytics/vitals", post(ingest_vitals))
+        .route("/api/analytics/errors", post(ingest_error))
+        .route("/api/monitoring/client-error", post(ingest_error))
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .layer(middleware::from_fn(request_id::middleware))
         .layer(cors)
@@ -173,5 +175,28 @@ async fn ingest_vitals(
         received: metrics.len(),
         stored: usize::try_from(stored).unwrap_or(usize::MAX),
     };
+    Ok((StatusCode::ACCEPTED, Json(recorded)).into_response())
+}
+
+async fn ingest_error(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
+    let client = ClientContext::from_request(
+        request.headers(),
+        request.request_context_ref(),
+        state.config.ip_storage,
+    );
+    if client.is_known_bot() {
+        return Ok(dropped(serde_json::json!({})));
+    }
+    let body = json_body(request).await?;
+    let error = errors::parse_error(&body, &client)?;
+    let mut connection = state.pool.get().await?;
+    let recorded = async {
+        let tx = connection.transaction().await?;
+        let recorded = errors::record(&*tx, &error).await?;
+        tx.commit().await?;
+        Ok::<_, tokio_postgres::Error>(recorded)
+    }
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("recording a browser error")))?;
     Ok((StatusCode::ACCEPTED, Json(recorded)).into_response())
 }

@@ -2,6 +2,7 @@
 
 mod analytics;
 mod bots_and_cors;
+mod errors;
 mod vitals;
 
 use axum::{
