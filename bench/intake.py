@@ -1,0 +1,197 @@
+"""Drives bench/intake.sh: the events function's HTTP stack against COPY and
+pgbench, side by side, alternating order each round."""
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+ADMIN_URL = os.environ["BENCH_POSTGRES_URL"]
+PGBENCH = os.environ["PGBENCH"]
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+BATCHES = int(os.environ.get("BENCH_BATCHES", "40"))  # x 500 events per round
+SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
+BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+COLUMNS = '"id", "sessionId", "eventType", "eventData", "url", "referrer", "userAgent", "ipAddress", "timestamp"'
+
+
+def url_for(database):
+    base, _, query = ADMIN_URL.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
+
+
+def psql(url, *args, capture=False):
+    result = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, *args],
+                            check=True, capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def event_data(i):
+    return {"url": f"https://deals.example/deals/lisbon?ref=home&pos={i}", "referrer": "https://www.google.com/",
+            "dealId": f"deal-{i % 97}", "position": i % 12, "price": 129.99, "currency": "EUR"}
+
+
+def batch_body(session, now_ms):
+    return json.dumps({"sessionId": session, "events": [
+        {"eventType": "page_view", "eventData": event_data(i), "timestamp": now_ms} for i in range(500)]})
+
+
+def run_http_batches(address, db_url):
+    psql(db_url, "-c", 'TRUNCATE "analytics_events"')
+    now_ms = int(time.time() * 1000)
+    bodies = [batch_body(f"session_{now_ms}_{uuid.uuid4().hex[:8]}", now_ms) for _ in range(BATCHES)]
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port))
+    headers = {"content-type": "application/json", "user-agent": BROWSER, "x-forwarded-for": "203.0.113.77"}
+    started = time.perf_counter()
+    for body in bodies:
+        conn.request("POST", "/api/analytics/events", body, headers)
+        response = conn.getresponse()
+        payload = response.read()
+        assert response.status == 202, payload
+    elapsed = time.perf_counter() - started
+    stored = int(psql(db_url, "-c", 'SELECT count(*) FROM "analytics_events"'))
+    assert stored == BATCHES * 500, stored
+    return stored / elapsed
+
+
+def run_copy(db_url, csv_path):
+    psql(db_url, "-c", 'TRUNCATE "analytics_events"')
+    # psql's own \timing: the COPY alone, not psql's start and connect (the
+    # HTTP client's connection is warm too).
+    out = psql(db_url, "-c", "\\timing on", "-c", f"\\copy \"analytics_events\" ({COLUMNS}) FROM '{csv_path}' WITH (FORMAT csv)")
+    elapsed = float(out.split("Time: ")[-1].split(" ms")[0]) / 1000
+    stored = int(psql(db_url, "-c", 'SELECT count(*) FROM "analytics_events"'))
+    assert stored == BATCHES * 500, stored
+    return stored / elapsed
+
+
+def write_csv(path):
+    import csv
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        for b in range(BATCHES):
+            session = f"session_copy_{b}"
+            for i in range(500):
+                data = event_data(i)
+                writer.writerow([str(uuid.uuid4()), session, "page_view", json.dumps(data), data["url"],
+                                 data["referrer"], BROWSER, "203.0.113.0", now])
+
+
+def run_http_singles(address, db_url):
+    psql(db_url, "-c", 'TRUNCATE "analytics_events"')
+    host, port = address.rsplit(":", 1)
+    counts = [0] * 4
+    stop = time.perf_counter() + SECONDS
+
+    def client(n):
+        conn = http.client.HTTPConnection(host, int(port))
+        headers = {"content-type": "text/plain;charset=UTF-8", "user-agent": BROWSER}
+        body = json.dumps({"sessionId": f"session_single_{n}", "eventType": "page_view", "eventData": event_data(n)})
+        while time.perf_counter() < stop:
+            conn.request("POST", "/api/analytics/events", body, headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 202
+            counts[n] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    stored = int(psql(db_url, "-c", 'SELECT count(*) FROM "analytics_events"'))
+    assert stored == sum(counts), (stored, counts)
+    return sum(counts) / elapsed
+
+
+def run_pgbench(db_url, script_path):
+    psql(db_url, "-c", 'TRUNCATE "analytics_events"')
+    out = subprocess.run([PGBENCH, "-n", "-c", "4", "-j", "2", "-T", str(int(SECONDS)), "-f", script_path, db_url],
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("tps = "):
+            return float(line.split()[2])
+    raise RuntimeError(out)
+
+
+def write_pgbench_script(path):
+    data = json.dumps(event_data(1)).replace("'", "''")
+    with open(path, "w") as f:
+        f.write(
+            # A time-ordered id like the bundle's UUIDv7 (PostgreSQL 15 has no
+            # uuidv7()), so both sides insert at the primary key's right edge.
+            f"INSERT INTO \"analytics_events\" ({COLUMNS}) VALUES ("
+            f"lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') || gen_random_uuid()::text, "
+            f"'session_pgbench', 'page_view', "
+            f"'{data}', 'https://deals.example/deals/lisbon?ref=home&pos=1', 'https://www.google.com/', '{BROWSER}', '203.0.113.0', now());\n")
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    migrate_bin, server_bin = sys.argv[1], sys.argv[2]
+    database = f"bench_intake_{uuid.uuid4().hex[:8]}"
+    psql(ADMIN_URL, "-c", f'CREATE DATABASE "{database}"')
+    db_url = url_for(database)
+    subprocess.run([migrate_bin, "up"], check=True, env={**os.environ, "POSTGRES_URL": db_url, "RUST_LOG": "warn"},
+                   capture_output=True)
+    server = subprocess.Popen([server_bin], env={**os.environ, "POSTGRES_URL": db_url, "DB_POOL_MAX_SIZE": "4"},
+                              stdout=subprocess.PIPE, text=True)
+    tmp = tempfile.mkdtemp()
+    try:
+        address = server.stdout.readline().strip()
+        csv_path, script_path = os.path.join(tmp, "rows.csv"), os.path.join(tmp, "insert.sql")
+        write_csv(csv_path)
+        write_pgbench_script(script_path)
+        run_http_batches(address, db_url)  # warm-up: connections, caches
+        http_rows, copy_rows, http_rps, pgbench_tps = [], [], [], []
+        for round_number in range(ROUNDS):
+            pair = [lambda: http_rows.append(run_http_batches(address, db_url)),
+                    lambda: copy_rows.append(run_copy(db_url, csv_path))]
+            for step in (pair if round_number % 2 == 0 else reversed(pair)):
+                step()
+        for round_number in range(ROUNDS):
+            pair = [lambda: http_rps.append(run_http_singles(address, db_url)),
+                    lambda: pgbench_tps.append(run_pgbench(db_url, script_path))]
+            for step in (pair if round_number % 2 == 0 else reversed(pair)):
+                step()
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+        psql(ADMIN_URL, "-c", f'DROP DATABASE "{database}" WITH (FORCE)')
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+
+    med = statistics.median
+    batch_ratio = med(http_rows) / med(copy_rows)
+    single_ratio = med(http_rps) / med(pgbench_tps)
+    print(f"rounds: {ROUNDS}; batch round: {BATCHES} x 500 events; single-event round: {SECONDS:.0f} s at concurrency 4")
+    print(f"HTTP 500-event batches   median {med(http_rows):9.0f} rows/s   (all: {', '.join(f'{x:.0f}' for x in http_rows)})")
+    print(f"psql COPY, same rows     median {med(copy_rows):9.0f} rows/s   (all: {', '.join(f'{x:.0f}' for x in copy_rows)})")
+    print(f"HTTP single events, c=4  median {med(http_rps):9.0f} req/s    (all: {', '.join(f'{x:.0f}' for x in http_rps)})")
+    print(f"pgbench inserts, c=4     median {med(pgbench_tps):9.0f} tps      (all: {', '.join(f'{x:.0f}' for x in pgbench_tps)})")
+    print(f"ratio batches/COPY:   {batch_ratio:.2f}  (target >= 0.90)  {'PASS' if batch_ratio >= 0.9 else 'MISS'}")
+    print(f"ratio singles/pgbench: {single_ratio:.2f}  (target >= 0.90)  {'PASS' if single_ratio >= 0.9 else 'MISS'}")
+    print(f"server peak RSS: {rss:.1f} MB  (target <= 30 MB)  {'PASS' if rss <= 30 else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()

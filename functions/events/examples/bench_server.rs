@@ -1,0 +1,22 @@
+//! The events router on a loopback socket, for `bench/intake.sh`: the real
+//! HTTP stack of the function (axum, body reading, validation, the pool,
+//! SQL), without Lambda's runtime API in between. Prints the bound address.
+
+use std::time::Duration;
+
+use events::{AppState, IntakeConfig};
+use platform::config::Env;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    let url = env.required("POSTGRES_URL")?;
+    let pool_size = env.parsed_or("DB_POOL_MAX_SIZE", 4usize)?;
+    let settings = platform::db::ConnectionSettings::parse(&url)?;
+    let pool = platform::db::pool_for(&settings, pool_size, Duration::from_secs(10))?;
+    let state = AppState::new(pool, IntakeConfig::from_env(&env)?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    axum::serve(listener, events::router(state)).await?;
+    Ok(())
+}
