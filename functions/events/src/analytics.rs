@@ -30,7 +30,9 @@ use platform::{ApiError, clock};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tokio_postgres::GenericClient;
+use tokio_postgres::{
+    GenericClient, Transaction, binary_copy::BinaryCopyInWriter, error::SqlState, types::Type,
+};
 
 use crate::client::{ClientContext, MAX_URL_CHARS};
 
@@ -329,14 +331,94 @@ pub struct Stored {
     pub funnel_steps: usize,
 }
 
-/// Stores the events and their funnel steps. The caller owns the
+const EVENT_COLUMNS: &str = r#""id", "userId", "sessionId", "eventType", "eventData", "url", "referrer", "userAgent", "ipAddress", "timestamp""#;
+
+/// Stores the events and their funnel steps inside the caller's
 /// transaction, so the response is sent only after both are committed.
-/// One statement per table, whatever the batch size: arrays bound as
-/// parameters and expanded with UNNEST.
+///
+/// The common case, a batch never seen before, goes in by binary `COPY`,
+/// PostgreSQL's fastest way in. A retried batch makes that COPY hit the
+/// primary key; its savepoint is rolled back and the batch goes in again by
+/// one `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`, which
+/// keeps exactly the rows not stored before. Retries are rare, so the slower
+/// path is paid rarely.
 pub async fn store(
-    client: &impl GenericClient,
+    tx: &mut Transaction<'_>,
     events: &[NewEvent],
 ) -> Result<Stored, tokio_postgres::Error> {
+    let inserted: Vec<String> = if copy_events(tx, events).await? {
+        events.iter().map(|e| e.id.clone()).collect()
+    } else {
+        insert_new_events(&*tx, events).await?
+    };
+    store_funnel_steps(&*tx, events, inserted).await
+}
+
+/// True if every event went in by COPY; false if some were stored before
+/// (nothing of this attempt is kept then).
+async fn copy_events(
+    tx: &mut Transaction<'_>,
+    events: &[NewEvent],
+) -> Result<bool, tokio_postgres::Error> {
+    let savepoint = tx.savepoint("bulk_copy").await?;
+    let copied = async {
+        let sink = savepoint
+            .copy_in(&format!(
+                r#"COPY "analytics_events" ({EVENT_COLUMNS}) FROM STDIN (FORMAT binary)"#
+            ))
+            .await?;
+        let types = [
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::JSONB,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TIMESTAMP,
+        ];
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for e in events {
+            writer
+                .as_mut()
+                .write(&[
+                    &e.id,
+                    &e.user_id,
+                    &e.session_id,
+                    &e.event_type,
+                    &e.event_data,
+                    &e.url,
+                    &e.referrer,
+                    &e.user_agent,
+                    &e.ip_address,
+                    &e.timestamp,
+                ])
+                .await?;
+        }
+        writer.finish().await
+    }
+    .await;
+    match copied {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(true)
+        }
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            savepoint.rollback().await?;
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The retry path: one statement, arrays bound as parameters and expanded
+/// with UNNEST; returns the ids actually inserted.
+async fn insert_new_events(
+    client: &impl GenericClient,
+    events: &[NewEvent],
+) -> Result<Vec<String>, tokio_postgres::Error> {
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let user_ids: Vec<Option<&str>> = events.iter().map(|e| e.user_id.as_deref()).collect();
     let sessions: Vec<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
@@ -347,7 +429,7 @@ pub async fn store(
     let agents: Vec<Option<&str>> = events.iter().map(|e| e.user_agent.as_deref()).collect();
     let ips: Vec<Option<&str>> = events.iter().map(|e| e.ip_address.as_deref()).collect();
     let stamps: Vec<NaiveDateTime> = events.iter().map(|e| e.timestamp).collect();
-    let inserted: Vec<String> = client
+    Ok(client
         .query(
             r#"INSERT INTO "analytics_events" ("id", "userId", "sessionId", "eventType", "eventData", "url", "referrer", "userAgent", "ipAddress", "timestamp")
                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamp[])
@@ -358,7 +440,14 @@ pub async fn store(
         .await?
         .iter()
         .map(|row| row.get(0))
-        .collect();
+        .collect())
+}
+
+async fn store_funnel_steps(
+    client: &impl GenericClient,
+    events: &[NewEvent],
+    inserted: Vec<String>,
+) -> Result<Stored, tokio_postgres::Error> {
     let inserted: HashSet<&str> = inserted.iter().map(String::as_str).collect();
     let steps: Vec<(&NewEvent, &FunnelStep)> = events
         .iter()

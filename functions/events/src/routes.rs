@@ -104,8 +104,8 @@ async fn ingest_events(State(state): State<AppState>, request: Request) -> ApiRe
     let events = analytics::parse_batch(&body, &client, chrono::Utc::now())?;
     let mut connection = state.pool.get().await?;
     let stored = async {
-        let tx = connection.transaction().await?;
-        let stored = analytics::store(&*tx, &events).await?;
+        let mut tx = connection.transaction().await?;
+        let stored = analytics::store(&mut tx, &events).await?;
         tx.commit().await?;
         Ok::<_, tokio_postgres::Error>(stored)
     }

@@ -406,3 +406,32 @@ async fn an_api_gateway_v2_post_is_stored_with_the_gateway_source_ip() {
         Some("198.51.100.0")
     );
 }
+
+#[tokio::test]
+async fn a_batch_that_partly_repeats_an_earlier_one_stores_only_the_new_events() {
+    let app = spawn_app(&[]).await;
+    let t = now_ms();
+    let first = batch(
+        "s1",
+        vec![
+            json!({"eventType": "a", "timestamp": t}),
+            json!({"eventType": "b", "timestamp": t}),
+        ],
+    );
+    let overlapping = batch(
+        "s1",
+        vec![
+            json!({"eventType": "b", "timestamp": t}),
+            json!({"eventType": "c", "timestamp": t}),
+            json!({"eventType": "funnel", "eventData": {"stage": "results_view", "action": "view"}, "timestamp": t}),
+        ],
+    );
+    app.post_json(&first, StatusCode::ACCEPTED).await;
+    let answer = app.post_json(&overlapping, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        answer,
+        json!({"received": 3, "stored": 2, "duplicates": 1, "funnelSteps": 1})
+    );
+    assert_eq!(app.count("analytics_events").await, 4);
+    assert_eq!(app.count("conversion_funnels").await, 1);
+}
