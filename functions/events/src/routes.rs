@@ -103,14 +103,11 @@ async fn ingest_events(State(state): State<AppState>, request: Request) -> ApiRe
     let body = json_body(request).await?;
     let events = analytics::parse_batch(&body, &client, chrono::Utc::now())?;
     let mut connection = state.pool.get().await?;
-    let stored = async {
-        let mut tx = connection.transaction().await?;
-        let stored = analytics::store(&mut tx, &events).await?;
-        tx.commit().await?;
-        Ok::<_, tokio_postgres::Error>(stored)
-    }
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing analytics events")))?;
+    let stored = analytics::store(&mut connection, &events)
+        .await
+        .map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("storing analytics events"))
+        })?;
     Ok((StatusCode::ACCEPTED, Json(stored)).into_response())
 }
 

@@ -435,3 +435,33 @@ async fn a_batch_that_partly_repeats_an_earlier_one_stores_only_the_new_events()
     assert_eq!(app.count("analytics_events").await, 4);
     assert_eq!(app.count("conversion_funnels").await, 1);
 }
+
+#[tokio::test]
+async fn a_retried_large_batch_falls_back_from_copy_and_stores_only_new_events() {
+    let app = spawn_app(&[]).await;
+    let t = now_ms();
+    let events = |range: std::ops::Range<i32>| {
+        range
+            .map(
+                |i| json!({"eventType": "page_view", "eventData": {"position": i}, "timestamp": t}),
+            )
+            .collect::<Vec<Value>>()
+    };
+    let first = batch("s1", events(0..40));
+    assert_eq!(
+        app.post_json(&first, StatusCode::ACCEPTED).await["stored"],
+        40
+    );
+    let retry = app.post_json(&first, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        (retry["stored"].as_u64(), retry["duplicates"].as_u64()),
+        (Some(0), Some(40))
+    );
+    let overlapping = batch("s1", events(39..79));
+    let answer = app.post_json(&overlapping, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(39), Some(1))
+    );
+    assert_eq!(app.count("analytics_events").await, 79);
+}
