@@ -46,3 +46,16 @@ psql_admin() {
   local port="$1"; shift
   psql -X -q -At -v ON_ERROR_STOP=1 -d "postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable" "$@"
 }
+
+# Sets BENCH_POSTGRES_URL to a throwaway cluster with PostgreSQL's default
+# durability, unless it is already set; the cluster is removed on exit.
+bench_server() {
+  [ -n "${BENCH_POSTGRES_URL:-}" ] && return
+  ensure_postgres_binaries
+  bench_work=$(mktemp -d)
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  trap 'as_server_user "$(pg_bin_dir)/pg_ctl" -D "$bench_work/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$bench_work"' EXIT
+  start_cluster "$bench_work" "$port"
+  BENCH_POSTGRES_URL="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
+}
