@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 ADMIN_URL = os.environ["BENCH_POSTGRES_URL"]
+PSQL = os.environ.get("BENCH_PSQL", "psql")
 
 
 def url_for(database):
@@ -60,7 +61,7 @@ def main():
         psql(ADMIN_URL, "-c", f'CREATE DATABASE "{a}"')
         psql(ADMIN_URL, "-c", f'CREATE DATABASE "{b}"')
         run_baseline = lambda: baseline.append(timed(  # noqa: E731
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", combined.name, "-d", url_for(a)]))
+            [PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", combined.name, "-d", url_for(a)]))
         run_migrate = lambda: migrate.append(timed([migrate_bin, "up"], env=migrate_env(b)))  # noqa: E731
         for step in ((run_baseline, run_migrate) if round_number % 2 == 0 else (run_migrate, run_baseline)):
             step()
@@ -78,7 +79,7 @@ def main():
     mig_median, mig_p90 = summary(migrate)
     rerun_median, rerun_p90 = summary(rerun)
     ratio = mig_median / base_median
-    print(f"rounds: {ROUNDS}; migrations: {', '.join(f.parent.name for f in files)}")
+    print(f"rounds: {ROUNDS}; baseline client: {PSQL}; migrations: {', '.join(f.parent.name for f in files)}")
     print(f"psql -1 -f (baseline)   median {base_median:7.1f} ms   p90 {base_p90:7.1f} ms")
     print(f"migrate up (empty db)   median {mig_median:7.1f} ms   p90 {mig_p90:7.1f} ms")
     print(f"migrate up (rerun)      median {rerun_median:7.1f} ms   p90 {rerun_p90:7.1f} ms")
