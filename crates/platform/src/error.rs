@@ -70,6 +70,14 @@ impl ApiError {
         }
     }
 
+    /// For `map_err`: a 500 whose logged cause says what was being done.
+    pub fn internal<E>(doing: &'static str) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |error| Self::Internal(anyhow::Error::new(error).context(doing))
+    }
+
     /// A 400 for a request that is malformed as a whole.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {

@@ -234,6 +234,7 @@ pub fn parse_batch(
             ));
         }
     };
+    let no_data = Map::new();
     items
         .into_iter()
         .enumerate()
@@ -273,12 +274,12 @@ pub fn parse_batch(
                     ),
                 ));
             }
-            let data = event_data.as_object().cloned().unwrap_or_default();
-            let url = text(&data, "url", &path("eventData.url"), MAX_URL_CHARS, false)?
+            let data = event_data.as_object().unwrap_or(&no_data);
+            let url = text(data, "url", &path("eventData.url"), MAX_URL_CHARS, false)?
                 .map(str::to_owned)
                 .or_else(|| client.page.clone());
             let referrer = text(
-                &data,
+                data,
                 "referrer",
                 &path("eventData.referrer"),
                 MAX_URL_CHARS,
@@ -303,7 +304,7 @@ pub fn parse_batch(
                 (None, None) => platform::ids::new_id(),
             };
             let funnel = (event_type == "funnel")
-                .then(|| funnel_step(&data, &path("eventData")))
+                .then(|| funnel_step(data, &path("eventData")))
                 .transpose()?;
             Ok(NewEvent {
                 id,

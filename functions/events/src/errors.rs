@@ -14,11 +14,11 @@
 //! older client, `CRITICAL`/`HIGH`/`NORMAL`/`LOW` from the beacon route) and
 //! are stored in one: `critical`, `error`, `warning`, `info`.
 
+use deadpool_postgres::Client as PooledClient;
 use platform::{ApiError, clock};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tokio_postgres::GenericClient;
 
 use crate::{
     analytics::{MAX_SESSION_ID_CHARS, MAX_USER_ID_CHARS, field_error, text},
@@ -132,11 +132,13 @@ fn lock_key(fingerprint: &str) -> i32 {
     i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// Records one occurrence inside the caller's transaction.
+/// Records one occurrence, in a transaction of its own: the lock, the
+/// look-up and the write belong together.
 pub async fn record(
-    tx: &impl GenericClient,
+    client: &mut PooledClient,
     error: &NewError,
 ) -> Result<Recorded, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, $2)",
         &[&ERROR_GROUP_LOCK_CLASS, &lock_key(&error.fingerprint)],
@@ -208,6 +210,7 @@ pub async fn record(
             Grouping::New
         }
     };
+    tx.commit().await?;
     Ok(Recorded {
         fingerprint: error.fingerprint.clone(),
         grouping,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{RawQuery, Request, State},
+    extract::{FromRequest, RawQuery, Request, State},
     http::{Method, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
@@ -85,40 +85,55 @@ pub async fn json_body(request: Request) -> ApiResult<Value> {
     })
 }
 
-async fn ingest_events(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
-    let client = ClientContext::from_request(
-        request.headers(),
-        request.request_context_ref(),
-        state.config.ip_storage,
-    );
-    if client.is_known_bot() {
-        let nothing = analytics::Stored::default();
-        return Ok((
-            StatusCode::ACCEPTED,
-            [(DROPPED_HEADER, "bot")],
-            Json(nothing),
-        )
-            .into_response());
-    }
-    let body = json_body(request).await?;
-    let events = analytics::parse_batch(&body, &client, chrono::Utc::now())?;
-    let mut connection = state.pool.get().await?;
-    let stored = analytics::store(&mut connection, &events)
-        .await
-        .map_err(|e| {
-            ApiError::Internal(anyhow::Error::new(e).context("storing analytics events"))
-        })?;
-    Ok((StatusCode::ACCEPTED, Json(stored)).into_response())
-}
-
-/// The answer a bot gets: the same success as anyone, nothing stored.
-fn dropped(nothing: impl serde::Serialize) -> Response {
+/// The same 202 anyone gets, nothing stored, and a header that says why.
+fn dropped() -> Response {
+    let nothing = serde_json::json!({ "received": 0, "stored": 0 });
     (
         StatusCode::ACCEPTED,
         [(DROPPED_HEADER, "bot")],
         Json(nothing),
     )
         .into_response()
+}
+
+fn accepted(body: impl serde::Serialize) -> Response {
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// What every intake route starts from: who sent the request, and its
+/// parsed body. A known bot never gets further: it is answered here, before
+/// its body is read, so it learns nothing from validation either.
+pub struct Beacon {
+    pub client: ClientContext,
+    pub body: Value,
+}
+
+impl FromRequest<AppState> for Beacon {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let client = ClientContext::from_request(
+            request.headers(),
+            request.request_context_ref(),
+            state.config.ip_storage,
+        );
+        if client.is_known_bot() {
+            return Err(dropped());
+        }
+        let body = json_body(request)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self { client, body })
+    }
+}
+
+async fn ingest_events(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
+    let events = analytics::parse_batch(&beacon.body, &beacon.client, chrono::Utc::now())?;
+    let mut connection = state.pool.get().await?;
+    let stored = analytics::store(&mut connection, &events)
+        .await
+        .map_err(ApiError::internal("storing analytics events"))?;
+    Ok(accepted(stored))
 }
 
 /// `?sessionId=` of the query string, read by hand so a malformed query
@@ -146,54 +161,30 @@ fn query_session_id(query: Option<&str>) -> ApiResult<Option<String>> {
 async fn ingest_vitals(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-    request: Request,
+    beacon: Beacon,
 ) -> ApiResult<Response> {
-    let client = ClientContext::from_request(
-        request.headers(),
-        request.request_context_ref(),
-        state.config.ip_storage,
-    );
-    if client.is_known_bot() {
-        return Ok(dropped(vitals::Recorded::default()));
-    }
     let session_id = query_session_id(query.as_deref())?;
-    let body = json_body(request).await?;
-    let metrics = vitals::parse_metrics(&body, session_id.as_deref(), &client, chrono::Utc::now())?;
-    let mut connection = state.pool.get().await?;
-    let stored = async {
-        let tx = connection.transaction().await?;
-        let stored = vitals::store(&*tx, &metrics).await?;
-        tx.commit().await?;
-        Ok::<_, tokio_postgres::Error>(stored)
-    }
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing web vitals")))?;
-    let recorded = vitals::Recorded {
+    let metrics = vitals::parse_metrics(
+        &beacon.body,
+        session_id.as_deref(),
+        &beacon.client,
+        chrono::Utc::now(),
+    )?;
+    let connection = state.pool.get().await?;
+    let stored = vitals::store(&connection, &metrics)
+        .await
+        .map_err(ApiError::internal("storing web vitals"))?;
+    Ok(accepted(vitals::Recorded {
         received: metrics.len(),
         stored: usize::try_from(stored).unwrap_or(usize::MAX),
-    };
-    Ok((StatusCode::ACCEPTED, Json(recorded)).into_response())
+    }))
 }
 
-async fn ingest_error(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
-    let client = ClientContext::from_request(
-        request.headers(),
-        request.request_context_ref(),
-        state.config.ip_storage,
-    );
-    if client.is_known_bot() {
-        return Ok(dropped(serde_json::json!({})));
-    }
-    let body = json_body(request).await?;
-    let error = errors::parse_error(&body, &client)?;
+async fn ingest_error(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
+    let error = errors::parse_error(&beacon.body, &beacon.client)?;
     let mut connection = state.pool.get().await?;
-    let recorded = async {
-        let tx = connection.transaction().await?;
-        let recorded = errors::record(&*tx, &error).await?;
-        tx.commit().await?;
-        Ok::<_, tokio_postgres::Error>(recorded)
-    }
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("recording a browser error")))?;
-    Ok((StatusCode::ACCEPTED, Json(recorded)).into_response())
+    let recorded = errors::record(&mut connection, &error)
+        .await
+        .map_err(ApiError::internal("recording a browser error"))?;
+    Ok(accepted(recorded))
 }

@@ -18,10 +18,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use deadpool_postgres::GenericClient;
 use platform::{ApiError, clock};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio_postgres::GenericClient;
 
 use crate::{
     analytics::{MAX_SESSION_ID_CHARS, MAX_USER_ID_CHARS, derived_id, field_error, text},
@@ -279,14 +279,33 @@ pub async fn store(
     let systems = col(|m| m.device.os.as_deref());
     let connections = col(|m| m.connection_type.as_deref());
     let stamps: Vec<NaiveDateTime> = metrics.iter().map(|m| m.timestamp).collect();
-    client
-        .execute(
+    let statement = client
+        .prepare_cached(
             r#"INSERT INTO "performance_metrics" ("id", "metricName", "value", "rating", "url", "userId", "sessionId",
                    "deviceType", "browser", "browserVersion", "os", "connectionType", "timestamp")
                SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::text[],
                    $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamp[])
                ON CONFLICT ("id") DO UPDATE SET "value" = EXCLUDED."value", "rating" = EXCLUDED."rating", "timestamp" = EXCLUDED."timestamp""#,
-            &[&ids, &names, &values, &ratings, &urls, &users, &sessions, &devices, &browsers, &versions, &systems, &connections, &stamps],
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &ids,
+                &names,
+                &values,
+                &ratings,
+                &urls,
+                &users,
+                &sessions,
+                &devices,
+                &browsers,
+                &versions,
+                &systems,
+                &connections,
+                &stamps,
+            ],
         )
         .await
 }

@@ -67,9 +67,7 @@ async fn health(State(state): State<AppState>) -> ApiResult<Response> {
             Utc::now() - chrono::Duration::hours(LATEST_WINDOW_HOURS),
         )
         .await
-        .map_err(|e| {
-            ApiError::Internal(anyhow::Error::new(e).context("reading the latest health checks"))
-        })?
+        .map_err(ApiError::internal("reading the latest health checks"))?
         .into_iter()
         .filter(|r| r.service != DATABASE_SERVICE)
         .collect()
@@ -141,7 +139,7 @@ async fn history(
     let client = state.pool.get().await?;
     let services = store::history(&**client, since, service.as_deref(), limit)
         .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading health history")))?;
+        .map_err(ApiError::internal("reading health history"))?;
     let body = json!({ "hours": hours, "since": since, "services": services });
     Ok((StatusCode::OK, no_cache(), Json(body)).into_response())
 }
