@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use platform::db::Pool;
+use platform::db::{Pool, PooledClient};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -67,29 +67,44 @@ fn by_speed(elapsed: Duration, threshold: Duration) -> Status {
 /// A round trip through the pool: checkout (reconnecting if needed) and a
 /// trivial query.
 pub async fn database(pool: &Pool, threshold: Duration) -> Probe {
+    database_keeping_connection(pool, threshold).await.0
+}
+
+/// The same probe, handing back the connection it proved alive, so a
+/// caller that reads next does not pay for a second checkout.
+pub async fn database_keeping_connection(
+    pool: &Pool,
+    threshold: Duration,
+) -> (Probe, Option<PooledClient>) {
     let started = Instant::now();
     let outcome = async {
         let client = pool.get().await?;
         client.query_one("SELECT 1", &[]).await?;
-        anyhow::Ok(())
+        anyhow::Ok(client)
     }
     .await;
     let elapsed = started.elapsed();
     match outcome {
-        Ok(()) => Probe {
-            service: DATABASE_SERVICE.into(),
-            status: by_speed(elapsed, threshold),
-            response_time: Some(millis(elapsed)),
-            error_message: None,
-            metadata: json!({ "thresholdMs": u64::try_from(threshold.as_millis()).unwrap_or(u64::MAX) }),
-        },
-        Err(error) => Probe {
-            service: DATABASE_SERVICE.into(),
-            status: Status::Down,
-            response_time: None,
-            error_message: Some(format!("{error:#}")),
-            metadata: json!({ "elapsedMs": millis(elapsed) }),
-        },
+        Ok(client) => (
+            Probe {
+                service: DATABASE_SERVICE.into(),
+                status: by_speed(elapsed, threshold),
+                response_time: Some(millis(elapsed)),
+                error_message: None,
+                metadata: json!({ "thresholdMs": u64::try_from(threshold.as_millis()).unwrap_or(u64::MAX) }),
+            },
+            Some(client),
+        ),
+        Err(error) => (
+            Probe {
+                service: DATABASE_SERVICE.into(),
+                status: Status::Down,
+                response_time: None,
+                error_message: Some(format!("{error:#}")),
+                metadata: json!({ "elapsedMs": millis(elapsed) }),
+            },
+            None,
+        ),
     }
 }
 

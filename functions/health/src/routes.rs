@@ -57,12 +57,11 @@ fn status_code(overall: &str) -> StatusCode {
 /// The database decides between up and unhealthy (nothing works without
 /// it); any other service degraded or down makes the whole degraded.
 async fn health(State(state): State<AppState>) -> ApiResult<Response> {
-    let database = probe::database(&state.pool, state.config.degraded_threshold).await;
-    let services = if database.status == Status::Down {
-        Vec::new()
-    } else {
-        let client = state.pool.get().await?;
-        store::latest(
+    let (database, connection) =
+        probe::database_keeping_connection(&state.pool, state.config.degraded_threshold).await;
+    let services = match connection {
+        None => Vec::new(),
+        Some(client) => store::latest(
             &**client,
             Utc::now() - chrono::Duration::hours(LATEST_WINDOW_HOURS),
         )
@@ -70,7 +69,7 @@ async fn health(State(state): State<AppState>) -> ApiResult<Response> {
         .map_err(ApiError::internal("reading the latest health checks"))?
         .into_iter()
         .filter(|r| r.service != DATABASE_SERVICE)
-        .collect()
+        .collect(),
     };
     let overall = if database.status == Status::Down {
         "unhealthy"
