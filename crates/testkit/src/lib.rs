@@ -137,6 +137,38 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Sends `request` through a function's production router and asserts the
+/// status; returns the response headers and JSON body (null when empty).
+pub async fn call(
+    router: axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+    expected: axum::http::StatusCode,
+) -> (axum::http::HeaderMap, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let described = format!("{} {}", request.method(), request.uri());
+    let response = router
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{described}: reading the body: {e}"))
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{described}: body is not JSON: {e}"))
+    };
+    assert_eq!(status, expected, "{described}: {body}");
+    (headers, body)
+}
+
 /// A JSON payload from the workspace's `tests/data/`.
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -55,14 +55,7 @@ async fn a_rerun_on_a_migrated_database_applies_and_writes_nothing() {
 }
 
 async fn ledger_rows(client: &tokio_postgres::Client) -> Vec<String> {
-    client
-        .query(
-            r#"SELECT row_to_json(m)::text FROM "_prisma_migrations" m UNION ALL SELECT row_to_json(b)::text FROM "_bundle_migrations" b ORDER BY 1"#,
-            &[],
-        )
-        .await
-        .expect("ledger")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    let mut rows = crate::rows_as_json(client, "_prisma_migrations").await;
+    rows.extend(crate::rows_as_json(client, "_bundle_migrations").await);
+    rows
 }

@@ -38,3 +38,18 @@ pub async fn table_exists(client: &Client, table: &str) -> bool {
         .expect("to_regclass")
         .get(0)
 }
+
+/// Every row of `table`, as JSON text, in a stable order: for comparing a
+/// ledger before and after.
+pub async fn rows_as_json(client: &Client, table: &str) -> Vec<String> {
+    client
+        .query(
+            &format!("SELECT row_to_json(t)::text FROM \"{table}\" t ORDER BY 1"),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading {table}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

@@ -18,19 +18,6 @@ const PRISMA_LEDGER: &str = r#"CREATE TABLE "_prisma_migrations" (
     INSERT INTO "_prisma_migrations" VALUES
       ('7a1c2d4e-0000-4000-8000-000000000001', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', now(), '0_init', NULL, NULL, now(), 1);"#;
 
-async fn prisma_rows(client: &tokio_postgres::Client) -> Vec<String> {
-    client
-        .query(
-            r#"SELECT row_to_json(m)::text FROM "_prisma_migrations" m ORDER BY "migration_name""#,
-            &[],
-        )
-        .await
-        .expect("ledger")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_database_prisma_already_migrated_is_recognised_and_left_untouched() {
     let db = TestDatabase::empty().await;
@@ -58,7 +45,7 @@ async fn a_database_prisma_already_migrated_is_recognised_and_left_untouched() {
         .await
         .expect("prisma row");
     let schema_before = crate::schema_snapshot(&client).await;
-    let ledger_before = prisma_rows(&client).await;
+    let ledger_before = crate::rows_as_json(&client, "_prisma_migrations").await;
 
     let report = Migrator::embedded().up(&mut client).await.expect("up");
 
@@ -68,7 +55,10 @@ async fn a_database_prisma_already_migrated_is_recognised_and_left_untouched() {
             .contains(&migrations::CONTRACT_MIGRATION.to_owned())
     );
     assert_eq!(crate::schema_snapshot(&client).await, schema_before);
-    assert_eq!(prisma_rows(&client).await, ledger_before);
+    assert_eq!(
+        crate::rows_as_json(&client, "_prisma_migrations").await,
+        ledger_before
+    );
 }
 
 #[tokio::test]

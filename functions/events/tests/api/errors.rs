@@ -23,12 +23,15 @@ async fn report(
     user_agent: &str,
     expected: StatusCode,
 ) -> Value {
-    let headers = [
-        ("content-type", "application/json"),
-        ("user-agent", user_agent),
-        ("referer", "https://deals.example/deals/lisbon"),
-    ];
-    app.post(uri, &headers, body.to_string(), expected).await
+    app.post_from_page(
+        uri,
+        "application/json",
+        user_agent,
+        "https://deals.example/deals/lisbon",
+        body,
+        expected,
+    )
+    .await
 }
 
 async fn groups(app: &TestApp) -> Vec<tokio_postgres::Row> {

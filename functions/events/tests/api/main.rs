@@ -10,11 +10,9 @@ use axum::{
     http::{HeaderMap, Request, StatusCode},
 };
 use events::{AppState, IntakeConfig};
-use http_body_util::BodyExt;
 use platform::config::Env;
 use serde_json::Value;
 use testkit::TestDatabase;
-use tower::ServiceExt;
 
 pub struct TestApp {
     pub db: TestDatabase,
@@ -44,21 +42,26 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = events::router(self.state.clone())
-            .oneshot(request.body(body.into()).expect("request"))
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert_eq!(status, expected, "{method} {uri}: {body}");
-        (headers, body)
+        let request = request.body(body.into()).expect("request");
+        testkit::call(events::router(self.state.clone()), request, expected).await
+    }
+
+    /// POSTs `body` as a browser on `page` would.
+    pub async fn post_from_page(
+        &self,
+        uri: &str,
+        content_type: &str,
+        user_agent: &str,
+        page: &str,
+        body: &Value,
+        expected: StatusCode,
+    ) -> Value {
+        let headers = [
+            ("content-type", content_type),
+            ("user-agent", user_agent),
+            ("referer", page),
+        ];
+        self.post(uri, &headers, body.to_string(), expected).await
     }
 
     pub async fn post(

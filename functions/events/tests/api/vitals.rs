@@ -13,12 +13,15 @@ async fn post_vitals(
     user_agent: &str,
     expected: StatusCode,
 ) -> Value {
-    let headers = [
-        ("content-type", "text/plain;charset=UTF-8"),
-        ("user-agent", user_agent),
-        ("referer", "https://deals.example/lisbon"),
-    ];
-    app.post(uri, &headers, body.to_string(), expected).await
+    app.post_from_page(
+        uri,
+        "text/plain;charset=UTF-8",
+        user_agent,
+        "https://deals.example/lisbon",
+        body,
+        expected,
+    )
+    .await
 }
 
 async fn metrics(

@@ -14,12 +14,10 @@ use axum::{
     routing::get,
 };
 use health::{AppState, HealthConfig};
-use http_body_util::BodyExt;
 use lambda_runtime::{Context, LambdaEvent};
 use platform::config::Env;
 use serde_json::Value;
 use testkit::TestDatabase;
-use tower::ServiceExt;
 
 pub struct TestApp {
     pub db: TestDatabase,
@@ -66,31 +64,12 @@ pub async fn send(
     uri: &str,
     expected: StatusCode,
 ) -> (HeaderMap, Value) {
-    let response = health::router(state.clone())
-        .oneshot(
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("json body")
-    };
-    assert_eq!(status, expected, "{method} {uri}: {body}");
-    (headers, body)
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request");
+    testkit::call(health::router(state.clone()), request, expected).await
 }
 
 /// Invokes the function with a raw Lambda payload through the shared
