@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod http_client;
 pub mod ids;
+pub mod json;
 pub mod lambda;
 pub mod request_id;
 pub mod telemetry;

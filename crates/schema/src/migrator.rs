@@ -428,6 +428,12 @@ impl Migrator {
                 .await
                 .doing("dropping the contract tables")?;
         }
+        // The audit trail's hash chain (a later bundle migration) covers rows
+        // of "audit_logs", just dropped; a chain left behind would point at
+        // nothing and fail every verification after a fresh `up`.
+        tx.batch_execute(r#"DROP SCHEMA IF EXISTS "audit_trail" CASCADE"#)
+            .await
+            .doing("dropping the audit chain")?;
         let later: Vec<String> = self
             .migrations
             .iter()

@@ -1,0 +1,314 @@
+//! The audit trail: one row per admin change, written in the change's own
+//! transaction, one row per refused attempt, and verification of the hash
+//! chain the database keeps over every row.
+//!
+//! Handlers do not call [`Entry::insert`] themselves: they go through
+//! [`crate::Authorized::mutate`], which opens the transaction, runs the
+//! change, writes the row last (the chain trigger serialises writers from
+//! that insert to their commit) and commits both, or records the refusal.
+
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::rbac::{Action, Resource};
+
+/// Longest `errorMessage` and `userAgent` kept; the rest is cut.
+const MAX_TEXT_CHARS: usize = 1000;
+/// At most this many problems are listed by a verification; counts stay exact.
+pub const MAX_LISTED_PROBLEMS: usize = 100;
+
+/// Who acted, as the row records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorder {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+}
+
+/// Where the request came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// One `audit_logs` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub recorder: Recorder,
+    pub origin: Origin,
+    pub action: String,
+    pub resource: String,
+    pub resource_id: String,
+    pub changes: Option<Value>,
+    pub success: bool,
+    pub error_message: Option<String>,
+}
+
+impl Entry {
+    pub fn success(
+        recorder: &Recorder,
+        origin: &Origin,
+        action: Action,
+        resource: Resource,
+        resource_id: impl Into<String>,
+        before: Value,
+        after: Value,
+    ) -> Self {
+        Self {
+            recorder: recorder.clone(),
+            origin: origin.clone(),
+            action: action.as_str().to_owned(),
+            resource: resource.as_str().to_owned(),
+            resource_id: resource_id.into(),
+            changes: Some(serde_json::json!({
+                "before": redact(before),
+                "after": redact(after),
+            })),
+            success: true,
+            error_message: None,
+        }
+    }
+
+    pub fn refused(
+        recorder: &Recorder,
+        origin: &Origin,
+        action: Action,
+        resource: Resource,
+        resource_id: impl Into<String>,
+        reason: &str,
+    ) -> Self {
+        Self {
+            recorder: recorder.clone(),
+            origin: origin.clone(),
+            action: action.as_str().to_owned(),
+            resource: resource.as_str().to_owned(),
+            resource_id: resource_id.into(),
+            changes: None,
+            success: false,
+            error_message: Some(cut(reason)),
+        }
+    }
+
+    /// Writes the row through `client`: inside the change's transaction for
+    /// a success, in autocommit for a refusal.
+    pub async fn insert(
+        &self,
+        client: &impl GenericClient,
+    ) -> Result<String, tokio_postgres::Error> {
+        let id = platform::ids::new_id();
+        client
+            .execute(
+                r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource",
+                       "resourceId", "changes", "ipAddress", "userAgent", "requestId", "success", "errorMessage", "timestamp")
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
+                &[
+                    &id,
+                    &self.recorder.user_id,
+                    &self.recorder.email,
+                    &self.recorder.role,
+                    &self.action,
+                    &self.resource,
+                    &self.resource_id,
+                    &self.changes,
+                    &self.origin.ip_address,
+                    &self.origin.user_agent.as_deref().map(cut),
+                    &self.origin.request_id,
+                    &self.success,
+                    &self.error_message,
+                    &platform::clock::now_millis(),
+                ],
+            )
+            .await?;
+        Ok(id)
+    }
+}
+
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_TEXT_CHARS).collect()
+}
+
+/// Keys whose values never enter the audit trail.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase().replace(['_', '-'], "");
+    [
+        "password",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "privatekey",
+        "smtppass",
+    ]
+    .iter()
+    .any(|needle| key.contains(needle))
+}
+
+/// `value` with the values of secret-looking keys replaced, at any depth.
+pub fn redact(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(&k) && !v.is_null() {
+                        Value::from("[redacted]")
+                    } else {
+                        redact(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
+        other => other,
+    }
+}
+
+/// What is wrong with one link of the chain or one row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    /// The row's content no longer hashes to its link: it was changed.
+    Altered { seq: i64, audit_id: String },
+    /// The link's row is gone: it was deleted.
+    Missing { seq: i64, audit_id: String },
+    /// The link does not follow the one before it: a link was removed,
+    /// reordered or spliced in.
+    BrokenLink {
+        seq: i64,
+        audit_id: String,
+        expected_prev_hash: String,
+        found_prev_hash: String,
+    },
+    /// A row without a link: written with the chain trigger disabled.
+    Unchained { audit_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub intact: bool,
+    /// Links checked.
+    pub links: u64,
+    /// Problems found in all; at most [`MAX_LISTED_PROBLEMS`] are listed.
+    pub problem_count: u64,
+    pub problems: Vec<Problem>,
+    /// The last link's hash: recorded somewhere else (a ticket, a log
+    /// archive), it also proves the chain was not cut short since.
+    pub head_hash: Option<String>,
+    pub head_seq: Option<i64>,
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Recomputes the whole chain in one snapshot. Rows are streamed, so memory
+/// stays flat however long the trail is.
+pub async fn verify(
+    client: &mut deadpool_postgres::Client,
+) -> Result<Verification, tokio_postgres::Error> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let links = tx
+        .query_raw(
+            r#"SELECT c."seq", c."auditId", c."prevHash", c."hash",
+                      CASE WHEN a."id" IS NULL THEN NULL
+                           ELSE "audit_trail"."link"(c."prevHash", to_jsonb(a)) END
+               FROM "audit_trail"."chain" c LEFT JOIN "audit_logs" a ON a."id" = c."auditId"
+               ORDER BY c."seq""#,
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
+        .await?;
+    futures_util::pin_mut!(links);
+    let mut report = Verification {
+        intact: true,
+        links: 0,
+        problem_count: 0,
+        problems: Vec::new(),
+        head_hash: None,
+        head_seq: None,
+    };
+    let note = |report: &mut Verification, problem: Problem| {
+        report.problem_count += 1;
+        if report.problems.len() < MAX_LISTED_PROBLEMS {
+            report.problems.push(problem);
+        }
+    };
+    let mut previous = GENESIS.to_owned();
+    while let Some(row) = links.try_next().await? {
+        let seq: i64 = row.get(0);
+        let audit_id: String = row.get(1);
+        let prev_hash: String = row.get(2);
+        let hash: String = row.get(3);
+        let recomputed: Option<String> = row.get(4);
+        report.links += 1;
+        if prev_hash != previous {
+            note(
+                &mut report,
+                Problem::BrokenLink {
+                    seq,
+                    audit_id: audit_id.clone(),
+                    expected_prev_hash: previous.clone(),
+                    found_prev_hash: prev_hash,
+                },
+            );
+        }
+        match recomputed {
+            None => note(&mut report, Problem::Missing { seq, audit_id }),
+            Some(recomputed) if recomputed != hash => {
+                note(&mut report, Problem::Altered { seq, audit_id })
+            }
+            Some(_) => {}
+        }
+        report.head_seq = Some(seq);
+        previous = hash;
+    }
+    report.head_hash = report.head_seq.map(|_| previous.clone());
+    let unchained = tx
+        .query(
+            r#"SELECT a."id" FROM "audit_logs" a
+               WHERE NOT EXISTS (SELECT 1 FROM "audit_trail"."chain" c WHERE c."auditId" = a."id")
+               ORDER BY a."timestamp", a."id""#,
+            &[],
+        )
+        .await?;
+    for row in unchained {
+        note(
+            &mut report,
+            Problem::Unchained {
+                audit_id: row.get(0),
+            },
+        );
+    }
+    tx.commit().await?;
+    report.intact = report.problem_count == 0;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth() {
+        let redacted = redact(json!({
+            "name": "welcome",
+            "smtp": {"apiKey": "k-123", "host": "mail"},
+            "users": [{"password": "hunter2", "email": "a@b"}],
+            "refresh_token": null,
+        }));
+        assert_eq!(redacted["smtp"]["apiKey"], "[redacted]");
+        assert_eq!(redacted["smtp"]["host"], "mail");
+        assert_eq!(redacted["users"][0]["password"], "[redacted]");
+        assert_eq!(redacted["users"][0]["email"], "a@b");
+        assert_eq!(redacted["refresh_token"], Value::Null);
+        assert_eq!(redacted["name"], "welcome");
+    }
+}

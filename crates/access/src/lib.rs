@@ -1,0 +1,21 @@
+//! Who may do what in the admin API, and the record of what they did.
+//!
+//! - [`session`]: the Next.js site's NextAuth v4 and Auth.js v5 session
+//!   tokens, read from cookies or `Authorization: Bearer`.
+//! - [`rbac`]: roles, resources, actions, and per-admin overrides.
+//! - [`guard`]: [`Authorized`], the extractor every admin route declares its
+//!   permission with, and [`Authorized::mutate`], the only way its changes
+//!   are written: with their audit row, in one transaction.
+//! - [`audit`]: audit rows, redaction, and verification of the database's
+//!   hash chain over them.
+//!
+//! Every function with admin routes (admin, cms, ...) uses this crate, so
+//! the mechanism exists once.
+
+pub mod audit;
+pub mod guard;
+pub mod rbac;
+pub mod session;
+
+pub use guard::{Access, Actor, Authorized, Change, action, resource};
+pub use rbac::{Action, Permissions, Resource, Role};

@@ -1,0 +1,85 @@
+//! Request bodies read into typed structs, with errors that name the field.
+
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+
+/// Parses `body` as `T`. A wrong or missing field is a 400 naming it
+/// (`permissions[1].actions`); a body that is not JSON at all is a 400 too.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request("invalid_json", format!("body is not valid JSON: {inner}"))
+        } else if path == "." {
+            ApiError::bad_request("invalid_body", inner.to_string())
+        } else {
+            ApiError::invalid_field(path, inner.to_string())
+        }
+    })
+}
+
+/// Parses a query string as `T`, with the same field-naming 400s. No query
+/// string reads as an empty one.
+pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    let deserializer =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.unwrap_or("").as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        if path == "." {
+            ApiError::bad_request("invalid_query", message)
+        } else {
+            ApiError::invalid_field(path, message)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Patch {
+        resolved: bool,
+        notes: Option<String>,
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let error = parse::<Patch>(br#"{"resolved": "yes"}"#).expect_err("wrong type");
+        assert!(
+            matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "resolved")
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Filters {
+        limit: Option<u32>,
+    }
+
+    #[test]
+    fn a_bad_query_parameter_names_the_field() {
+        let error = parse_query::<Filters>(Some("limit=lots")).expect_err("not a number");
+        assert!(matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "limit"));
+        assert_eq!(parse_query::<Filters>(None).expect("empty").limit, None);
+    }
+
+    #[test]
+    fn malformed_json_is_a_400_without_a_field() {
+        let error = parse::<Patch>(b"{nope").expect_err("malformed");
+        assert!(matches!(
+            error,
+            ApiError::BadRequest {
+                code: "invalid_json",
+                field: None,
+                ..
+            }
+        ));
+    }
+}

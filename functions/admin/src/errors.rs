@@ -1,0 +1,292 @@
+//! `/api/admin/errors`: triage of the browser error groups the intake
+//! records.
+//!
+//! The intake keeps one `error_logs` row per group and counts occurrences
+//! on it; rows written by the older front end are one per occurrence. A
+//! group's "recent occurrences" are therefore the other rows sharing its
+//! fingerprint, newest first.
+
+use access::{Authorized, Change, action, resource};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, RawQuery},
+};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use platform::{ApiError, ApiResult, clock};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_postgres::{GenericClient, Row};
+
+use crate::paging;
+use crate::users::like_pattern;
+
+const COLUMNS: &str = r#""id", "message", "stack", "errorType", "url", "userId", "sessionId", "userAgent", "browser",
+    "os", "severity", "resolved", "resolvedAt", "resolvedBy", "notes", "fingerprint", "count", "timestamp""#;
+const OCCURRENCES_SHOWN: i64 = 20;
+pub const MAX_NOTES_CHARS: usize = 5000;
+const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorGroup {
+    id: String,
+    message: String,
+    stack: Option<String>,
+    error_type: Option<String>,
+    url: String,
+    user_id: Option<String>,
+    session_id: String,
+    user_agent: Option<String>,
+    browser: Option<String>,
+    os: Option<String>,
+    severity: String,
+    resolved: bool,
+    resolved_at: Option<NaiveDateTime>,
+    resolved_by: Option<String>,
+    notes: Option<String>,
+    fingerprint: Option<String>,
+    count: i32,
+    /// Last seen.
+    timestamp: NaiveDateTime,
+}
+
+impl ErrorGroup {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            message: row.get(1),
+            stack: row.get(2),
+            error_type: row.get(3),
+            url: row.get(4),
+            user_id: row.get(5),
+            session_id: row.get(6),
+            user_agent: row.get(7),
+            browser: row.get(8),
+            os: row.get(9),
+            severity: row.get(10),
+            resolved: row.get(11),
+            resolved_at: row.get(12),
+            resolved_by: row.get(13),
+            notes: row.get(14),
+            fingerprint: row.get(15),
+            count: row.get(16),
+            timestamp: row.get(17),
+        }
+    }
+
+    fn triage_view(&self) -> Value {
+        serde_json::json!({
+            "resolved": self.resolved,
+            "resolvedAt": self.resolved_at,
+            "resolvedBy": self.resolved_by,
+            "notes": self.notes,
+        })
+    }
+}
+
+async fn find(client: &impl GenericClient, id: &str) -> ApiResult<ErrorGroup> {
+    client
+        .query_opt(
+            &format!(r#"SELECT {COLUMNS} FROM "error_logs" WHERE "id" = $1"#),
+            &[&id],
+        )
+        .await
+        .map_err(ApiError::internal("reading an error group"))?
+        .as_ref()
+        .map(ErrorGroup::from_row)
+        .ok_or_else(|| ApiError::NotFound(format!("error group {id:?}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    severity: Option<String>,
+    resolved: Option<bool>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    /// Text searched in the message, type and URL.
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorPage {
+    errors: Vec<ErrorGroup>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/admin/errors?severity=&resolved=&from=&to=&q=&limit=&cursor=`,
+/// most recently seen first.
+pub async fn list(
+    auth: Authorized<resource::Errors, action::Read>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<ErrorPage>> {
+    let query: ListQuery = platform::json::parse_query(query.as_deref())?;
+    let limit = paging::limit(query.limit)?;
+    if let Some(severity) = &query.severity
+        && !SEVERITIES.contains(&severity.as_str())
+    {
+        return Err(ApiError::invalid_field(
+            "severity",
+            format!("must be one of {}", SEVERITIES.join(", ")),
+        ));
+    }
+    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::invalid_field("q", "at most 200 characters"));
+    }
+    let after: Option<(NaiveDateTime, String)> = paging::decode(query.cursor.as_deref())?;
+    let (after_time, after_id) = after.unzip();
+    let from = query.from.map(clock::to_db_timestamp);
+    let to = query.to.map(clock::to_db_timestamp);
+    let pattern = query.q.as_deref().map(like_pattern);
+    let client = auth.pool().get().await?;
+    let rows = client
+        .query(
+            &format!(
+                r#"SELECT {COLUMNS} FROM "error_logs"
+                   WHERE ($1::text IS NULL OR "severity" = $1)
+                     AND ($2::bool IS NULL OR "resolved" = $2)
+                     AND ($3::timestamp IS NULL OR "timestamp" >= $3)
+                     AND ($4::timestamp IS NULL OR "timestamp" < $4)
+                     AND ($5::text IS NULL OR "message" ILIKE $5 OR "errorType" ILIKE $5 OR "url" ILIKE $5)
+                     AND ($6::timestamp IS NULL OR ("timestamp", "id") < ($6, $7::text))
+                   ORDER BY "timestamp" DESC, "id" DESC
+                   LIMIT $8"#
+            ),
+            &[
+                &query.severity,
+                &query.resolved,
+                &from,
+                &to,
+                &pattern,
+                &after_time,
+                &after_id,
+                &(limit + 1),
+            ],
+        )
+        .await
+        .map_err(ApiError::internal("listing error groups"))?;
+    let groups = rows.iter().map(ErrorGroup::from_row).collect();
+    let (errors, next_cursor) =
+        paging::finish(groups, limit, |g: &ErrorGroup| (g.timestamp, g.id.clone()));
+    Ok(Json(ErrorPage {
+        errors,
+        next_cursor,
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    #[serde(flatten)]
+    group: ErrorGroup,
+    recent_occurrences: Vec<ErrorGroup>,
+}
+
+/// `GET /api/admin/errors/{id}`: the group and up to 20 other rows with its
+/// fingerprint.
+pub async fn get(
+    auth: Authorized<resource::Errors, action::Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ErrorDetail>> {
+    let client = auth.pool().get().await?;
+    let group = find(&**client, &id).await?;
+    let recent_occurrences = match &group.fingerprint {
+        None => Vec::new(),
+        Some(fingerprint) => client
+            .query(
+                &format!(
+                    r#"SELECT {COLUMNS} FROM "error_logs" WHERE "fingerprint" = $1 AND "id" <> $2
+                       ORDER BY "timestamp" DESC LIMIT $3"#
+                ),
+                &[fingerprint, &id, &OCCURRENCES_SHOWN],
+            )
+            .await
+            .map_err(ApiError::internal("reading occurrences"))?
+            .iter()
+            .map(ErrorGroup::from_row)
+            .collect(),
+    };
+    Ok(Json(ErrorDetail {
+        group,
+        recent_occurrences,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Triage {
+    resolved: bool,
+    notes: Option<String>,
+}
+
+/// `PATCH /api/admin/errors/{id}`: `{"resolved": true|false, "notes"?}`.
+/// Resolving records who and when; reopening clears both. Notes are
+/// appended, dated and signed, never overwritten.
+pub async fn triage(
+    auth: Authorized<resource::Errors, action::Update>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<ErrorGroup>> {
+    let who = if auth.actor.email.is_empty() {
+        auth.actor.user_id.clone()
+    } else {
+        auth.actor.email.clone()
+    };
+    let updated = auth
+        .mutate(&id, async |tx| {
+            let triage: Triage = platform::json::parse(&body)?;
+            if triage
+                .notes
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > MAX_NOTES_CHARS)
+            {
+                return Err(ApiError::invalid_field(
+                    "notes",
+                    format!("at most {MAX_NOTES_CHARS} characters"),
+                ));
+            }
+            let before = find(&**tx, &id).await?;
+            let now = clock::now_millis();
+            let note = triage
+                .notes
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    format!(
+                        "[{} UTC, {who}, {}] {n}",
+                        now.format("%Y-%m-%d %H:%M"),
+                        if triage.resolved {
+                            "resolved"
+                        } else {
+                            "reopened"
+                        }
+                    )
+                });
+            tx.execute(
+                r#"UPDATE "error_logs" SET "resolved" = $2,
+                       "resolvedAt" = CASE WHEN $2 THEN $3 ELSE NULL END,
+                       "resolvedBy" = CASE WHEN $2 THEN $4 ELSE NULL END,
+                       "notes" = CASE WHEN $5::text IS NULL THEN "notes"
+                                      WHEN "notes" IS NULL OR "notes" = '' THEN $5
+                                      ELSE "notes" || E'\n' || $5 END
+                   WHERE "id" = $1"#,
+                &[&id, &triage.resolved, &now, &who, &note],
+            )
+            .await
+            .map_err(ApiError::internal("updating the error group"))?;
+            let after = find(&**tx, &id).await?;
+            Ok(Change {
+                resource_id: id.clone(),
+                before: before.triage_view(),
+                after: after.triage_view(),
+                output: after,
+            })
+        })
+        .await?;
+    Ok(Json(updated))
+}

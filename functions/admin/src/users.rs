@@ -1,0 +1,426 @@
+//! `/api/admin/users`: who is an admin, with which role and permissions.
+//!
+//! Rules beyond the route permissions:
+//! - nobody grants more than they hold: the target's effective permissions
+//!   after the change must be a subset of the acting admin's;
+//! - nobody changes or revokes an admin who holds more than they do;
+//! - the last super_admin cannot be demoted or revoked.
+
+use access::rbac::{self, Permissions, Role};
+use access::{Authorized, Change, action, resource};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, RawQuery},
+    http::StatusCode,
+};
+use platform::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_postgres::{GenericClient, Row};
+
+use crate::paging;
+
+const SELECT_USER: &str = r#"SELECT u."id", u."email", u."name", a."role", a."permissions", a."createdAt", a."updatedAt"
+    FROM "users" u LEFT JOIN "admin_users" a ON a."userId" = u."id""#;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUser {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// `user` for someone with no admin grant.
+    pub role: String,
+    /// The stored overrides, `null` for the role's defaults.
+    pub permissions: Value,
+    /// What the role and overrides add up to.
+    pub effective_permissions: Value,
+    pub admin_since: Option<chrono::NaiveDateTime>,
+    pub updated_at: Option<chrono::NaiveDateTime>,
+}
+
+impl AdminUser {
+    fn from_row(row: &Row) -> Self {
+        let stored_role: Option<String> = row.get(3);
+        let permissions: Option<Value> = row.get(4);
+        let role = stored_role
+            .as_deref()
+            .and_then(Role::parse)
+            .unwrap_or(Role::User);
+        Self {
+            user_id: row.get(0),
+            email: row.get(1),
+            name: row.get(2),
+            role: stored_role.unwrap_or_else(|| Role::User.as_str().to_owned()),
+            effective_permissions: Permissions::from_stored(role, permissions.as_ref()).to_json(),
+            permissions: permissions.unwrap_or(Value::Null),
+            admin_since: row.get(5),
+            updated_at: row.get(6),
+        }
+    }
+
+    fn is_admin(&self) -> bool {
+        self.admin_since.is_some()
+    }
+
+    fn effective(&self) -> Permissions {
+        let role = Role::parse(&self.role).unwrap_or(Role::User);
+        Permissions::from_stored(role, Some(&self.permissions))
+    }
+
+    fn audit_view(&self) -> Value {
+        if self.is_admin() {
+            json!({"role": self.role, "permissions": self.permissions})
+        } else {
+            Value::Null
+        }
+    }
+}
+
+async fn find(client: &impl GenericClient, user_id: &str) -> ApiResult<Option<AdminUser>> {
+    let row = client
+        .query_opt(&format!(r#"{SELECT_USER} WHERE u."id" = $1"#), &[&user_id])
+        .await
+        .map_err(ApiError::internal("reading a user"))?;
+    Ok(row.as_ref().map(AdminUser::from_row))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    search: Option<String>,
+    role: Option<String>,
+    /// `admins` (default): users with an admin grant; `all`: every user, to
+    /// find one to grant.
+    scope: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPage {
+    users: Vec<AdminUser>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/admin/users?search=&role=&scope=admins|all&limit=&cursor=`,
+/// ordered by email then id.
+pub async fn list(
+    auth: Authorized<resource::Users, action::Read>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<UserPage>> {
+    let query: ListQuery = platform::json::parse_query(query.as_deref())?;
+    let limit = paging::limit(query.limit)?;
+    let after: Option<(String, String)> = paging::decode(query.cursor.as_deref())?;
+    let admins_only = match query.scope.as_deref() {
+        None | Some("admins") => true,
+        Some("all") => false,
+        Some(_) => return Err(ApiError::invalid_field("scope", "must be admins or all")),
+    };
+    if let Some(role) = &query.role {
+        Role::parse(role).ok_or_else(|| {
+            ApiError::invalid_field("role", "must be super_admin, admin, moderator or user")
+        })?;
+    }
+    if query
+        .search
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 200)
+    {
+        return Err(ApiError::invalid_field("search", "at most 200 characters"));
+    }
+    let pattern = query.search.as_deref().map(like_pattern);
+    let (after_email, after_id) = after.unzip();
+    let client = auth.pool().get().await?;
+    let rows = client
+        .query(
+            &format!(
+                r#"{SELECT_USER}
+                   WHERE ($1::bool IS FALSE OR a."id" IS NOT NULL)
+                     AND ($2::text IS NULL OR coalesce(a."role", 'user') = $2)
+                     AND ($3::text IS NULL OR u."email" ILIKE $3 OR u."name" ILIKE $3)
+                     AND ($4::text IS NULL OR (coalesce(u."email", ''), u."id") > ($4, $5::text))
+                   ORDER BY coalesce(u."email", ''), u."id"
+                   LIMIT $6"#
+            ),
+            &[
+                &admins_only,
+                &query.role,
+                &pattern,
+                &after_email,
+                &after_id,
+                &(limit + 1),
+            ],
+        )
+        .await
+        .map_err(ApiError::internal("listing users"))?;
+    let users: Vec<AdminUser> = rows.iter().map(AdminUser::from_row).collect();
+    let (users, next_cursor) = paging::finish(users, limit, |u| {
+        (u.email.clone().unwrap_or_default(), u.user_id.clone())
+    });
+    Ok(Json(UserPage { users, next_cursor }))
+}
+
+/// `%text%` with LIKE's wildcards in `text` escaped.
+pub fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// `GET /api/admin/users/{userId}`.
+pub async fn get(
+    auth: Authorized<resource::Users, action::Read>,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<AdminUser>> {
+    let client = auth.pool().get().await?;
+    find(&**client, &user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("user {user_id:?}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Grant {
+    user_id: Option<String>,
+    email: Option<String>,
+    role: String,
+    #[serde(default)]
+    permissions: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Update {
+    role: Option<String>,
+    /// Absent: unchanged; `null`: back to the role's defaults.
+    #[serde(default, deserialize_with = "present")]
+    permissions: Option<Value>,
+}
+
+/// Distinguishes `"permissions": null` (Some(Null)) from no field (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+fn parse_role(text: &str) -> ApiResult<Role> {
+    Role::parse(text).ok_or_else(|| {
+        ApiError::invalid_field("role", "must be super_admin, admin, moderator or user")
+    })
+}
+
+fn parse_permissions(value: &Value) -> ApiResult<Option<Value>> {
+    let overrides = rbac::parse_overrides(value)
+        .map_err(|problem| ApiError::invalid_field(problem.field, problem.message))?;
+    Ok((!value.is_null()).then(|| serde_json::to_value(overrides).expect("overrides serialise")))
+}
+
+/// Refuses a grant beyond the acting admin's own.
+fn within_own(actor: &access::Actor, role: Role, permissions: Option<&Value>) -> ApiResult<()> {
+    let granted = Permissions::from_stored(role, permissions);
+    let beyond = granted.beyond(&actor.permissions);
+    if beyond.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "cannot grant permissions you do not hold: {}",
+            beyond.join(", ")
+        )))
+    }
+}
+
+/// Refuses to touch an admin who holds more than the acting one.
+fn outranked_by(actor: &access::Actor, target: &AdminUser) -> ApiResult<()> {
+    let beyond = target.effective().beyond(&actor.permissions);
+    if beyond.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "{} holds permissions you do not: {}",
+            target.user_id,
+            beyond.join(", ")
+        )))
+    }
+}
+
+/// Locks every super_admin row and refuses when `target` is the last one.
+/// The lock makes two concurrent demotions of the last two wait for each
+/// other, so one of them is refused.
+async fn keep_one_super_admin(client: &impl GenericClient, target: &AdminUser) -> ApiResult<()> {
+    if target.role != Role::SuperAdmin.as_str() {
+        return Ok(());
+    }
+    let holders = client
+        .query(
+            r#"SELECT "userId" FROM "admin_users" WHERE "role" = 'super_admin' FOR UPDATE"#,
+            &[],
+        )
+        .await
+        .map_err(ApiError::internal("locking the super admins"))?;
+    if holders.len() <= 1 {
+        return Err(ApiError::Conflict {
+            message: "the last super_admin cannot be demoted or revoked".into(),
+            field: None,
+        });
+    }
+    Ok(())
+}
+
+/// `POST /api/admin/users`: `{"userId" | "email", "role", "permissions"?}`
+/// makes an existing user an admin.
+pub async fn grant(
+    auth: Authorized<resource::Users, action::Create>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<AdminUser>)> {
+    let actor = auth.actor.clone();
+    let target_hint = "new";
+    let created = auth
+        .mutate(target_hint, async |tx| {
+            let grant: Grant = platform::json::parse(&body)?;
+            let role = parse_role(&grant.role)?;
+            let permissions = parse_permissions(&grant.permissions)?;
+            within_own(&actor, role, permissions.as_ref())?;
+            let row = match (&grant.user_id, &grant.email) {
+                (Some(id), None) => tx
+                    .query_opt(&format!(r#"{SELECT_USER} WHERE u."id" = $1"#), &[id])
+                    .await,
+                (None, Some(email)) => tx
+                    .query_opt(
+                        &format!(r#"{SELECT_USER} WHERE lower(u."email") = lower($1)"#),
+                        &[email],
+                    )
+                    .await,
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        "userId",
+                        "give exactly one of userId and email",
+                    ));
+                }
+            }
+            .map_err(ApiError::internal("finding the user"))?;
+            let target = row
+                .as_ref()
+                .map(AdminUser::from_row)
+                .ok_or_else(|| ApiError::NotFound("user".into()))?;
+            if target.is_admin() {
+                return Err(ApiError::Conflict {
+                    message: format!("{} is already an admin; use PATCH to change", target.user_id),
+                    field: Some("userId".into()),
+                });
+            }
+            let now = platform::clock::now_millis();
+            tx.execute(
+                r#"INSERT INTO "admin_users" ("id", "userId", "role", "permissions", "createdAt", "updatedAt")
+                   VALUES ($1, $2, $3, $4, $5, $5)"#,
+                &[&platform::ids::new_id(), &target.user_id, &role.as_str(), &permissions, &now],
+            )
+            .await
+            .map_err(ApiError::internal("granting admin"))?;
+            let after = find(&**tx, &target.user_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("user".into()))?;
+            Ok(Change {
+                resource_id: target.user_id.clone(),
+                before: target.audit_view(),
+                after: after.audit_view(),
+                output: after,
+            })
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `PATCH /api/admin/users/{userId}`: `{"role"?, "permissions"?}`.
+pub async fn update(
+    auth: Authorized<resource::Users, action::Update>,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<AdminUser>> {
+    let actor = auth.actor.clone();
+    let updated = auth
+        .mutate(&user_id, async |tx| {
+            let update: Update = platform::json::parse(&body)?;
+            let target = find(&**tx, &user_id)
+                .await?
+                .filter(AdminUser::is_admin)
+                .ok_or_else(|| ApiError::NotFound(format!("admin {user_id:?}")))?;
+            outranked_by(&actor, &target)?;
+            let role = match &update.role {
+                Some(text) => parse_role(text)?,
+                None => Role::parse(&target.role).unwrap_or(Role::User),
+            };
+            let permissions = match &update.permissions {
+                Some(value) => parse_permissions(value)?,
+                None => (!target.permissions.is_null()).then(|| target.permissions.clone()),
+            };
+            within_own(&actor, role, permissions.as_ref())?;
+            // A super_admin whose overrides take anything away is demoted too.
+            let everything = Permissions::effective(Role::SuperAdmin, &[]);
+            if !everything.is_subset_of(&Permissions::from_stored(role, permissions.as_ref())) {
+                keep_one_super_admin(&**tx, &target).await?;
+            }
+            tx.execute(
+                r#"UPDATE "admin_users" SET "role" = $2, "permissions" = $3, "updatedAt" = $4 WHERE "userId" = $1"#,
+                &[&user_id, &role.as_str(), &permissions, &platform::clock::now_millis()],
+            )
+            .await
+            .map_err(ApiError::internal("updating the admin"))?;
+            let after = find(&**tx, &user_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("admin {user_id:?}")))?;
+            Ok(Change {
+                resource_id: user_id.clone(),
+                before: target.audit_view(),
+                after: after.audit_view(),
+                output: after,
+            })
+        })
+        .await?;
+    Ok(Json(updated))
+}
+
+/// `DELETE /api/admin/users/{userId}`: revokes the admin grant; the user
+/// stays a user of the site.
+pub async fn revoke(
+    auth: Authorized<resource::Users, action::Delete>,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let actor = auth.actor.clone();
+    auth.mutate(&user_id, async |tx| {
+        let target = find(&**tx, &user_id)
+            .await?
+            .filter(AdminUser::is_admin)
+            .ok_or_else(|| ApiError::NotFound(format!("admin {user_id:?}")))?;
+        outranked_by(&actor, &target)?;
+        keep_one_super_admin(&**tx, &target).await?;
+        tx.execute(
+            r#"DELETE FROM "admin_users" WHERE "userId" = $1"#,
+            &[&user_id],
+        )
+        .await
+        .map_err(ApiError::internal("revoking the admin"))?;
+        Ok(Change {
+            resource_id: user_id.clone(),
+            before: target.audit_view(),
+            after: Value::Null,
+            output: (),
+        })
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_text_cannot_smuggle_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+}
