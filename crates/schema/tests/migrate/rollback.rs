@@ -3,6 +3,9 @@ use testkit::TestDatabase;
 
 use crate::table_exists;
 
+/// The bundle migration that lives on "audit_logs" and goes with it.
+const AUDIT_TRAIL_MIGRATION: &str = "20251125090000_audit_trail_tamper_evidence";
+
 #[tokio::test]
 async fn down_without_confirmation_is_refused_and_changes_nothing() {
     let db = TestDatabase::migrated().await;
@@ -24,7 +27,16 @@ async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
         .await
         .expect("down");
     assert_eq!(report.dropped_tables.len(), 17);
-    assert_eq!(report.removed_records, [migrations::CONTRACT_MIGRATION]);
+    assert_eq!(
+        report.removed_records,
+        [migrations::CONTRACT_MIGRATION, AUDIT_TRAIL_MIGRATION]
+    );
+    let chain_left: bool = client
+        .query_one("SELECT to_regnamespace('audit_trail') IS NOT NULL", &[])
+        .await
+        .expect("schema lookup")
+        .get(0);
+    assert!(!chain_left, "the audit chain must go with audit_logs");
     for table in contract::Contract::embedded().table_names() {
         assert!(!table_exists(&client, &table).await, "{table}");
     }
@@ -40,7 +52,10 @@ async fn up_after_down_restores_the_contract() {
         .await
         .expect("down");
     let report = Migrator::embedded().up(&mut client).await.expect("up");
-    assert_eq!(report.applied, [migrations::CONTRACT_MIGRATION]);
+    assert_eq!(
+        report.applied,
+        [migrations::CONTRACT_MIGRATION, AUDIT_TRAIL_MIGRATION]
+    );
     let (_, differences) = contract::verify(&client).await.expect("verify");
     assert!(differences.is_empty(), "{differences:#?}");
 }
