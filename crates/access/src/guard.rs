@@ -294,7 +294,10 @@ impl<R: ResourceMarker, A: ActionMarker> Authorized<R, A> {
                         A::ACTION,
                         R::RESOURCE,
                         resource_id,
-                        &error.to_string(),
+                        &match error.field() {
+                            Some(field) => format!("{field}: {error}"),
+                            None => error.to_string(),
+                        },
                     );
                     if let Err(cause) = refusal.insert(&**client).await {
                         tracing::error!(error = ?cause, "could not record a refused change");

@@ -294,9 +294,8 @@ impl Permissions {
         let mut out = Vec::new();
         for (resource, actions) in &self.0 {
             let theirs = other.0.get(resource).copied().unwrap_or_default();
-            for action in actions.names() {
-                let needed = Actions::of(&[action]);
-                if !needed.is_subset_of(theirs) {
+            for action in Action::ALL.iter().filter(|a| **a != Action::Manage) {
+                if actions.allows(*action) && !theirs.allows(*action) {
                     out.push(format!("{resource}:{action}"));
                 }
             }

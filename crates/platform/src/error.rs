@@ -115,7 +115,8 @@ impl ApiError {
         }
     }
 
-    fn field(&self) -> Option<&str> {
+    /// The input field at fault, when there is one.
+    pub fn field(&self) -> Option<&str> {
         match self {
             Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
             _ => None,

@@ -12,13 +12,27 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request("invalid_json", format!("body is not valid JSON: {inner}"))
-        } else if path == "." {
-            ApiError::bad_request("invalid_body", inner.to_string())
-        } else {
-            ApiError::invalid_field(path, inner.to_string())
+            return ApiError::bad_request(
+                "invalid_json",
+                format!("body is not valid JSON: {inner}"),
+            );
+        }
+        let message = inner.to_string();
+        match (missing_field(&message), path.as_str()) {
+            (Some(field), ".") => ApiError::invalid_field(field, "is required"),
+            (Some(field), parent) => {
+                ApiError::invalid_field(format!("{parent}.{field}"), "is required")
+            }
+            (None, ".") => ApiError::bad_request("invalid_body", message),
+            (None, _) => ApiError::invalid_field(path, message),
         }
     })
+}
+
+/// serde reports a missing field at its parent's path, naming it only in
+/// the message: "missing field `role` at line 1 column 17".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// Parses a query string as `T`, with the same field-naming 400s. No query
@@ -68,6 +82,14 @@ mod tests {
         let error = parse_query::<Filters>(Some("limit=lots")).expect_err("not a number");
         assert!(matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "limit"));
         assert_eq!(parse_query::<Filters>(None).expect("empty").limit, None);
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let error = parse::<Patch>(br#"{"notes": "x"}"#).expect_err("missing");
+        assert!(
+            matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "resolved")
+        );
     }
 
     #[test]

@@ -269,8 +269,8 @@ pub async fn triage(
                 });
             tx.execute(
                 r#"UPDATE "error_logs" SET "resolved" = $2,
-                       "resolvedAt" = CASE WHEN $2 THEN $3 ELSE NULL END,
-                       "resolvedBy" = CASE WHEN $2 THEN $4 ELSE NULL END,
+                       "resolvedAt" = CASE WHEN $2 THEN $3::timestamp ELSE NULL END,
+                       "resolvedBy" = CASE WHEN $2 THEN $4::text ELSE NULL END,
                        "notes" = CASE WHEN $5::text IS NULL THEN "notes"
                                       WHEN "notes" IS NULL OR "notes" = '' THEN $5
                                       ELSE "notes" || E'\n' || $5 END

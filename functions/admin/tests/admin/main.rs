@@ -1,0 +1,213 @@
+//! The admin function against real PostgreSQL, through its production
+//! router.
+
+mod audit_trail;
+mod bootstrap;
+mod errors;
+mod permissions;
+mod sessions;
+mod users;
+
+use access::Access;
+use access::session::SessionKeys;
+use admin::AppState;
+use axum::{
+    body::Body,
+    http::{HeaderMap, Request, StatusCode},
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use testkit::TestDatabase;
+use tower::ServiceExt;
+
+/// The npm-generated session fixtures (tests/data/auth/generate.mjs).
+pub fn tokens() -> Value {
+    testkit::fixture("auth/tokens.json")
+}
+
+pub fn fixture_secret() -> String {
+    tokens()["secret"].as_str().expect("secret").to_owned()
+}
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub state: AppState,
+    pub client: tokio_postgres::Client,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        if self.bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+                panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.bytes))
+            })
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::migrated().await;
+    let state = AppState {
+        access: Access::new(db.pool(), SessionKeys::derive(&fixture_secret())),
+    };
+    let client = db.connect().await;
+    TestApp { db, state, client }
+}
+
+/// A NextAuth v4 session token for `user_id`, made the way next-auth's
+/// `encode` makes it (HKDF key, `dir` + `A256GCM`), valid for an hour.
+pub fn v4_token(secret: &str, user_id: &str) -> String {
+    use josekit::jwe::{self, JweHeader};
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(b""), secret.as_bytes())
+        .expand(b"NextAuth.js Generated Encryption Key", &mut key)
+        .expect("hkdf");
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"sub": user_id, "email": format!("{user_id}@example.com"), "name": user_id,
+        "iat": now, "exp": now + 3600, "jti": format!("jti-{user_id}")});
+    let mut header = JweHeader::new();
+    header.set_content_encryption("A256GCM");
+    let encrypter = jwe::Dir.encrypter_from_bytes(key).expect("encrypter");
+    jwe::serialize_compact(claims.to_string().as_bytes(), &header, &encrypter).expect("encrypt")
+}
+
+impl TestApp {
+    pub async fn user(&self, id: &str) {
+        self.client
+            .execute(
+                r#"INSERT INTO "users" ("id", "email", "name", "updatedAt") VALUES ($1, $2, $3, now())"#,
+                &[&id, &format!("{id}@example.com"), &id],
+            )
+            .await
+            .expect("insert user");
+    }
+
+    /// A user with an admin grant; returns their session token.
+    pub async fn admin(&self, id: &str, role: &str, permissions: Option<Value>) -> String {
+        self.user(id).await;
+        self.client
+            .execute(
+                r#"INSERT INTO "admin_users" ("id", "userId", "role", "permissions", "updatedAt")
+                   VALUES ($1, $1, $2, $3, now())"#,
+                &[&id, &role, &permissions],
+            )
+            .await
+            .expect("insert admin");
+        self.token(id)
+    }
+
+    pub fn token(&self, user_id: &str) -> String {
+        v4_token(&fixture_secret(), user_id)
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("user-agent", "admin-tests/1.0")
+            .header("x-forwarded-for", "198.51.100.7");
+        if let Some(token) = token {
+            request = request.header("cookie", format!("next-auth.session-token={token}"));
+        }
+        let body = match body {
+            Some(value) => {
+                request = request.header("content-type", "application/json");
+                Body::from(value.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.raw(request.body(body).expect("request")).await
+    }
+
+    pub async fn raw(&self, request: Request<Body>) -> Answer {
+        let response = admin::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    /// Sends and asserts the status; returns the JSON body.
+    pub async fn expect(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let answer = self.send(method, uri, token, body).await;
+        assert_eq!(
+            answer.status,
+            expected,
+            "{method} {uri}: {}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+        answer.json()
+    }
+
+    /// Audit rows, oldest first, as JSON objects.
+    pub async fn audit_rows(&self) -> Vec<Value> {
+        self.client
+            .query(
+                r#"SELECT json_build_object('userId', "userId", 'userRole', "userRole", 'action', "action",
+                          'resource', "resource", 'resourceId', "resourceId", 'changes', "changes",
+                          'success', "success", 'errorMessage', "errorMessage", 'ipAddress', "ipAddress",
+                          'userAgent', "userAgent", 'requestId', "requestId")
+                   FROM "audit_logs" ORDER BY "timestamp", "id""#,
+                &[],
+            )
+            .await
+            .expect("audit rows")
+            .iter()
+            .map(|row| row.get::<_, Value>(0))
+            .collect()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    /// An error group as the intake would have written it.
+    pub async fn error_group(&self, id: &str, fingerprint: &str, severity: &str, message: &str) {
+        self.client
+            .execute(
+                r#"INSERT INTO "error_logs" ("id", "message", "url", "sessionId", "severity", "fingerprint", "count", "timestamp")
+                   VALUES ($1, $2, 'https://deals.example/', 'session_1', $3, $4, 1, now())"#,
+                &[&id, &message, &severity, &fingerprint],
+            )
+            .await
+            .expect("insert error group");
+    }
+}
