@@ -17,6 +17,8 @@ pub enum BootstrapError {
     NoSuchUser(String),
     #[error("{0} already holds super_admin; pass --force to add another")]
     AlreadyBootstrapped(String),
+    #[error("several users have email {0:?} in different cases; fix the duplicates first")]
+    AmbiguousEmail(String),
     #[error("{0:?} is not an email address")]
     InvalidEmail(String),
     #[error("database: {0}")]
@@ -63,15 +65,19 @@ pub async fn bootstrap_admin(
         &[],
     )
     .await?;
-    let user = tx
-        .query_opt(
+    let users = tx
+        .query(
             r#"SELECT u."id", u."email", a."role", a."permissions" FROM "users" u
                LEFT JOIN "admin_users" a ON a."userId" = u."id"
-               WHERE lower(u."email") = lower($1)"#,
+               WHERE lower(u."email") = lower($1) LIMIT 2"#,
             &[&email],
         )
-        .await?
-        .ok_or_else(|| BootstrapError::NoSuchUser(email.to_owned()))?;
+        .await?;
+    let user = match users.as_slice() {
+        [] => return Err(BootstrapError::NoSuchUser(email.to_owned())),
+        [user] => user,
+        _ => return Err(BootstrapError::AmbiguousEmail(email.to_owned())),
+    };
     let user_id: String = user.get(0);
     let stored_email: Option<String> = user.get(1);
     let previous_role: Option<String> = user.get(2);

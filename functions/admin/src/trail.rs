@@ -16,8 +16,11 @@ use tokio_postgres::Row;
 
 use crate::paging;
 
-/// Most rows one CSV export holds; narrow the time range for more.
-pub const MAX_EXPORT_ROWS: i64 = 100_000;
+/// Most rows one CSV export holds.
+pub const EXPORT_PAGE_ROWS: i64 = 5_000;
+const EXPORT_PAGE_ROWS_USIZE: usize = 5_000;
+/// Most bytes one CSV export holds: under Lambda's 6 MB response limit.
+pub const EXPORT_PAGE_BYTES: usize = 5 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -154,88 +157,93 @@ pub async fn list(
     }))
 }
 
-/// `GET /api/admin/audit/export` with the same filters: CSV, newest first,
-/// at most [`MAX_EXPORT_ROWS`] rows (`x-export-truncated: true` when cut).
+/// `GET /api/admin/audit/export` with the same filters (and `cursor`): CSV,
+/// newest first. A Lambda response is capped at 6 MB, so one export holds
+/// at most [`EXPORT_PAGE_ROWS`] rows or [`EXPORT_PAGE_BYTES`] bytes; when
+/// more remain, `x-next-cursor` continues where it stopped.
 pub async fn export(
     auth: Authorized<resource::AuditLogs, action::Export>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let filters: Filters = platform::json::parse_query(raw.as_deref())?;
-    if filters.limit.is_some() || filters.cursor.is_some() {
+    if filters.limit.is_some() {
         return Err(ApiError::invalid_field(
-            if filters.limit.is_some() {
-                "limit"
-            } else {
-                "cursor"
-            },
-            "an export is not paged; narrow it with from and to",
+            "limit",
+            "an export is as large as a response may be; follow x-next-cursor for the rest",
         ));
     }
-    let rows = query(auth.pool(), &filters, None, MAX_EXPORT_ROWS + 1).await?;
-    let truncated = rows.len() > usize::try_from(MAX_EXPORT_ROWS).unwrap_or(usize::MAX);
+    let after = paging::decode(filters.cursor.as_deref())?;
+    let rows = query(auth.pool(), &filters, after, EXPORT_PAGE_ROWS + 1).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());
-    let write = |csv: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
-        csv.write_record([
-            "id",
-            "timestamp",
-            "userId",
-            "userEmail",
-            "userRole",
-            "action",
-            "resource",
-            "resourceId",
-            "success",
-            "errorMessage",
-            "ipAddress",
-            "userAgent",
-            "requestId",
-            "changes",
-        ])?;
-        for row in rows
-            .iter()
-            .take(usize::try_from(MAX_EXPORT_ROWS).unwrap_or(usize::MAX))
-        {
+    let mut next_cursor = None;
+    let write =
+        |csv: &mut csv::Writer<Vec<u8>>, next: &mut Option<String>| -> Result<(), csv::Error> {
             csv.write_record([
-                row.id.as_str(),
-                &row.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                &row.user_id,
-                &row.user_email,
-                &row.user_role,
-                &row.action,
-                &row.resource,
-                &row.resource_id,
-                if row.success { "true" } else { "false" },
-                &spreadsheet_safe(row.error_message.as_deref().unwrap_or("")),
-                row.ip_address.as_deref().unwrap_or(""),
-                &spreadsheet_safe(row.user_agent.as_deref().unwrap_or("")),
-                row.request_id.as_deref().unwrap_or(""),
-                &row.changes
-                    .as_ref()
-                    .map(Value::to_string)
-                    .unwrap_or_default(),
+                "id",
+                "timestamp",
+                "userId",
+                "userEmail",
+                "userRole",
+                "action",
+                "resource",
+                "resourceId",
+                "success",
+                "errorMessage",
+                "ipAddress",
+                "userAgent",
+                "requestId",
+                "changes",
             ])?;
-        }
-        Ok(())
-    };
-    write(&mut csv).map_err(ApiError::internal("writing CSV"))?;
+            for (index, row) in rows.iter().enumerate() {
+                let full = csv.get_ref().len() >= EXPORT_PAGE_BYTES;
+                if full || index == EXPORT_PAGE_ROWS_USIZE {
+                    *next = index
+                        .checked_sub(1)
+                        .map(|last| paging::encode(&(rows[last].timestamp, rows[last].id.clone())));
+                    break;
+                }
+                csv.write_record([
+                    row.id.as_str(),
+                    &row.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                    &row.user_id,
+                    &row.user_email,
+                    &row.user_role,
+                    &row.action,
+                    &row.resource,
+                    &row.resource_id,
+                    if row.success { "true" } else { "false" },
+                    &spreadsheet_safe(row.error_message.as_deref().unwrap_or("")),
+                    row.ip_address.as_deref().unwrap_or(""),
+                    &spreadsheet_safe(row.user_agent.as_deref().unwrap_or("")),
+                    row.request_id.as_deref().unwrap_or(""),
+                    &row.changes
+                        .as_ref()
+                        .map(Value::to_string)
+                        .unwrap_or_default(),
+                ])?;
+                csv.flush()?;
+            }
+            Ok(())
+        };
+    write(&mut csv, &mut next_cursor).map_err(ApiError::internal("writing CSV"))?;
     let body = csv
         .into_inner()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("flushing CSV: {e}")))?;
-    Ok((
+    let mut response = (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"audit-log.csv\"",
             ),
-            (
-                header::HeaderName::from_static("x-export-truncated"),
-                if truncated { "true" } else { "false" },
-            ),
         ],
         body,
     )
-        .into_response())
+        .into_response();
+    if let Some(cursor) = next_cursor.and_then(|c| header::HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert("x-next-cursor", cursor);
+    }
+    Ok(response)
 }
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) is

@@ -285,13 +285,13 @@ pub async fn grant(
             let role = parse_role(&grant.role)?;
             let permissions = parse_permissions(&grant.permissions)?;
             within_own(&actor, role, permissions.as_ref())?;
-            let row = match (&grant.user_id, &grant.email) {
+            let rows = match (&grant.user_id, &grant.email) {
                 (Some(id), None) => tx
-                    .query_opt(&format!(r#"{SELECT_USER} WHERE u."id" = $1"#), &[id])
+                    .query(&format!(r#"{SELECT_USER} WHERE u."id" = $1"#), &[id])
                     .await,
                 (None, Some(email)) => tx
-                    .query_opt(
-                        &format!(r#"{SELECT_USER} WHERE lower(u."email") = lower($1)"#),
+                    .query(
+                        &format!(r#"{SELECT_USER} WHERE lower(u."email") = lower($1) LIMIT 2"#),
                         &[email],
                     )
                     .await,
@@ -303,8 +303,15 @@ pub async fn grant(
                 }
             }
             .map_err(ApiError::internal("finding the user"))?;
-            let target = row
-                .as_ref()
+            // `users_email_key` is case-sensitive; two users may differ only in case.
+            if rows.len() > 1 {
+                return Err(ApiError::Conflict {
+                    message: "several users have this email in different cases; grant by userId".into(),
+                    field: Some("email".into()),
+                });
+            }
+            let target = rows
+                .first()
                 .map(AdminUser::from_row)
                 .ok_or_else(|| ApiError::NotFound("user".into()))?;
             if target.is_admin() {

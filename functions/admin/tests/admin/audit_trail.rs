@@ -483,3 +483,55 @@ async fn the_csv_export_holds_the_filtered_rows() {
         .collect();
     assert_eq!(ids, ["row-2", "row-1", "row-0"]);
 }
+
+#[tokio::test]
+async fn a_large_export_continues_with_its_cursor() {
+    let app = spawn_app().await;
+    let token = super_admin(&app).await;
+    let total = admin::trail::EXPORT_PAGE_ROWS + 3;
+    app.client
+        .execute(
+            r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId", "timestamp")
+               SELECT 'bulk-' || lpad(n::text, 6, '0'), 'app', 'app@example.com', 'admin', 'update', 'deals', 'd',
+                      timestamp '2025-01-01' + n * interval '1 second'
+               FROM generate_series(1, $1::bigint) n"#,
+            &[&total],
+        )
+        .await
+        .expect("bulk rows");
+    let first = app
+        .send(
+            "GET",
+            "/api/admin/audit/export?resource=deals",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let cursor = first
+        .headers
+        .get("x-next-cursor")
+        .expect("more to come")
+        .to_str()
+        .expect("cursor")
+        .to_owned();
+    let first_ids: Vec<String> = csv::Reader::from_reader(first.bytes.as_slice())
+        .records()
+        .map(|r| r.expect("record")[0].to_owned())
+        .collect();
+    let second = app
+        .send(
+            "GET",
+            &format!("/api/admin/audit/export?resource=deals&cursor={cursor}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert!(second.headers.get("x-next-cursor").is_none());
+    let second_ids: Vec<String> = csv::Reader::from_reader(second.bytes.as_slice())
+        .records()
+        .map(|r| r.expect("record")[0].to_owned())
+        .collect();
+    assert_eq!(first_ids.len() as i64, admin::trail::EXPORT_PAGE_ROWS);
+    assert_eq!(second_ids, ["bulk-000003", "bulk-000002", "bulk-000001"]);
+}
