@@ -204,12 +204,11 @@ struct ProtectedHeader {
 fn content_encryption(token: &str) -> Result<String, SessionError> {
     use base64::Engine as _;
     let parts: Vec<&str> = token.split('.').collect();
-    let [header, encrypted_key, _iv, _ciphertext, _tag] = parts.as_slice() else {
+    let [header, encrypted_key, iv, _ciphertext, tag] = parts.as_slice() else {
         return Err(SessionError::Malformed);
     };
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| SessionError::Malformed)?;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = engine.decode(header).map_err(|_| SessionError::Malformed)?;
     let header: ProtectedHeader =
         serde_json::from_slice(&header).map_err(|_| SessionError::Malformed)?;
     if header.alg != "dir" || !encrypted_key.is_empty() {
@@ -220,6 +219,18 @@ fn content_encryption(token: &str) -> Result<String, SessionError> {
     }
     if header.zip.is_some() || header.crit.is_some() {
         return Err(SessionError::UnsupportedHeader("zip or crit".into()));
+    }
+    // OpenSSL checks a GCM tag of any length from 1 to 16 bytes, and josekit
+    // passes on whatever the token holds: a 1-byte tag is forged in at most
+    // 256 tries. Only the sizes the algorithms define are accepted.
+    let (iv_len, tag_len) = match header.enc.as_str() {
+        "A256GCM" => (12, 16),
+        "A256CBC-HS512" => (16, 32),
+        other => return Err(SessionError::UnsupportedHeader(format!("enc {other}"))),
+    };
+    let decoded_len = |segment: &str| engine.decode(segment).map(|b| b.len()).ok();
+    if decoded_len(iv) != Some(iv_len) || decoded_len(tag) != Some(tag_len) {
+        return Err(SessionError::Malformed);
     }
     Ok(header.enc)
 }

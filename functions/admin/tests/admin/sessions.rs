@@ -179,6 +179,37 @@ async fn tampered_ciphertext_iv_or_tag_is_refused() {
     }
 }
 
+/// `token` with its tag cut to `keep` bytes.
+fn truncate_tag(token: &str, keep: usize) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (rest, tag) = token.rsplit_once('.').expect("tag");
+    let tag = engine.decode(tag).expect("tag bytes");
+    format!("{rest}.{}", engine.encode(&tag[..keep]))
+}
+
+#[tokio::test]
+async fn a_truncated_tag_is_refused_so_it_cannot_be_guessed_byte_by_byte() {
+    // OpenSSL would check a 1-byte GCM tag as a 1-byte tag: 256 guesses
+    // would forge a session. The true tag cut short must already fail.
+    let app = app_with_fixture_admin().await;
+    for fixture in ["v4-valid", "v5-valid"] {
+        let token = case(fixture)["token"].as_str().expect("token").to_owned();
+        let name = case(fixture)["cookieName"]
+            .as_str()
+            .expect("name")
+            .to_owned();
+        for keep in [1, 4, 15] {
+            let cookie = format!("{name}={}", truncate_tag(&token, keep));
+            assert_eq!(
+                with_cookie(&app, &cookie).await,
+                StatusCode::UNAUTHORIZED,
+                "{fixture}, {keep}-byte tag"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_tampered_header_is_refused_because_it_is_authenticated_data() {
     use base64::Engine as _;
