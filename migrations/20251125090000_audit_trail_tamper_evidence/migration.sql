@@ -18,7 +18,9 @@ CREATE TABLE "audit_trail"."chain" (
     "auditId" TEXT NOT NULL,
     "prevHash" TEXT NOT NULL,
     "hash" TEXT NOT NULL,
-    "chainedAt" TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    "chainedAt" TIMESTAMPTZ NOT NULL,
+    -- Rows that existed before this migration, chained by it in timestamp order.
+    "backfilled" BOOLEAN NOT NULL DEFAULT false,
     CONSTRAINT "chain_pkey" PRIMARY KEY ("seq"),
     CONSTRAINT "chain_auditId_key" UNIQUE ("auditId"),
     -- One successor per link: two writers that both read the same head cannot fork the chain.
@@ -40,11 +42,19 @@ AS $$
         "row"->'timestamp')::text, 'UTF8')
 $$;
 
-CREATE FUNCTION "audit_trail"."link"("prev_hash" TEXT, "row" JSONB) RETURNS TEXT
+-- A link covers the previous hash, the row, and when and how it was chained (the time as Unix
+-- microseconds, so the bytes do not depend on TimeZone): a row's timestamp can then be checked
+-- against the moment it entered the chain, and that moment cannot be changed either.
+CREATE FUNCTION "audit_trail"."link"("prev_hash" TEXT, "row" JSONB, "chained_at" TIMESTAMPTZ, "backfilled" BOOLEAN)
+RETURNS TEXT
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT encode(sha256(decode("prev_hash", 'hex') || "audit_trail"."canonical"("row")), 'hex')
+    SELECT encode(sha256(
+        decode("prev_hash", 'hex')
+        || "audit_trail"."canonical"("row")
+        || convert_to(format('|%s|%s', (extract(epoch FROM "chained_at") * 1000000)::bigint, "backfilled"), 'UTF8')
+    ), 'hex')
 $$;
 
 CREATE FUNCTION "audit_trail"."append"() RETURNS TRIGGER
@@ -53,6 +63,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     "head" TEXT;
+    "now" TIMESTAMPTZ := clock_timestamp();
 BEGIN
     -- Writers queue here from their audit insert to their commit, so links are appended in
     -- commit order and each reads the committed head (READ COMMITTED takes a new snapshot per
@@ -60,8 +71,16 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('audit_trail.chain', 0));
     SELECT "hash" INTO "head" FROM "audit_trail"."chain" ORDER BY "seq" DESC LIMIT 1;
     "head" := coalesce("head", repeat('0', 64));
-    INSERT INTO "audit_trail"."chain" ("auditId", "prevHash", "hash")
-    VALUES (NEW."id", "head", "audit_trail"."link"("head", to_jsonb(NEW)));
+    BEGIN
+        INSERT INTO "audit_trail"."chain" ("auditId", "prevHash", "hash", "chainedAt")
+        VALUES (NEW."id", "head", "audit_trail"."link"("head", to_jsonb(NEW), "now", false), "now");
+    EXCEPTION WHEN unique_violation THEN
+        -- Under REPEATABLE READ or SERIALIZABLE the transaction's snapshot can predate the
+        -- committed head; appending after a stale head would fork the chain. Retryable.
+        RAISE EXCEPTION 'the audit chain moved on since this transaction''s snapshot; retry the transaction'
+            USING ERRCODE = 'serialization_failure',
+                  HINT = 'audit rows are best written in READ COMMITTED transactions';
+    END;
     RETURN NULL;
 END
 $$;
@@ -82,10 +101,11 @@ DO $$
 DECLARE
     "entry" RECORD;
     "head" TEXT := repeat('0', 64);
+    "now" TIMESTAMPTZ := clock_timestamp();
 BEGIN
     FOR "entry" IN SELECT a."id", to_jsonb(a) AS "row" FROM "audit_logs" a ORDER BY a."timestamp", a."id" LOOP
-        INSERT INTO "audit_trail"."chain" ("auditId", "prevHash", "hash")
-        VALUES ("entry"."id", "head", "audit_trail"."link"("head", "entry"."row"))
+        INSERT INTO "audit_trail"."chain" ("auditId", "prevHash", "hash", "chainedAt", "backfilled")
+        VALUES ("entry"."id", "head", "audit_trail"."link"("head", "entry"."row", "now", true), "now", true)
         RETURNING "hash" INTO "head";
     END LOOP;
 END

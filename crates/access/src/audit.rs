@@ -7,6 +7,7 @@
 //! change, writes the row last (the chain trigger serialises writers from
 //! that insert to their commit) and commits both, or records the refusal.
 
+use chrono::NaiveDateTime;
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -185,6 +186,14 @@ pub enum Problem {
     },
     /// A row without a link: written with the chain trigger disabled.
     Unchained { audit_id: String },
+    /// A row whose timestamp is not when it entered the chain: back- or
+    /// forward-dated, or slipped in among the migration's backfill.
+    OutOfOrder {
+        seq: i64,
+        audit_id: String,
+        timestamp: NaiveDateTime,
+        chained_at: NaiveDateTime,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -201,6 +210,12 @@ pub struct Verification {
     pub head_hash: Option<String>,
     pub head_seq: Option<i64>,
 }
+
+/// How far a row's own timestamp (the writer's clock) may be from the
+/// moment the database chained it (the server's clock): clock drift between
+/// the Lambda, the Prisma application and the database, plus the time from
+/// the insert to the trigger in a long transaction.
+pub const MAX_CLOCK_DRIFT: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -219,7 +234,8 @@ pub async fn verify(
         .query_raw(
             r#"SELECT c."seq", c."auditId", c."prevHash", c."hash",
                       CASE WHEN a."id" IS NULL THEN NULL
-                           ELSE "audit_trail"."link"(c."prevHash", to_jsonb(a)) END
+                           ELSE "audit_trail"."link"(c."prevHash", to_jsonb(a), c."chainedAt", c."backfilled") END,
+                      a."timestamp", (c."chainedAt" AT TIME ZONE 'UTC'), c."backfilled"
                FROM "audit_trail"."chain" c LEFT JOIN "audit_logs" a ON a."id" = c."auditId"
                ORDER BY c."seq""#,
             std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
@@ -241,13 +257,43 @@ pub async fn verify(
         }
     };
     let mut previous = GENESIS.to_owned();
+    let mut live_seen = false;
+    let mut last_backfilled: Option<NaiveDateTime> = None;
     while let Some(row) = links.try_next().await? {
         let seq: i64 = row.get(0);
         let audit_id: String = row.get(1);
         let prev_hash: String = row.get(2);
         let hash: String = row.get(3);
         let recomputed: Option<String> = row.get(4);
+        let timestamp: Option<NaiveDateTime> = row.get(5);
+        let chained_at: NaiveDateTime = row.get(6);
+        let backfilled: bool = row.get(7);
         report.links += 1;
+        if let Some(timestamp) = timestamp {
+            // A live row is chained as it is written, so its timestamp is
+            // the chaining time give or take clock drift; rows chained by the
+            // migration come first, oldest first.
+            let misdated = if backfilled {
+                live_seen || last_backfilled.is_some_and(|last| timestamp < last)
+            } else {
+                (timestamp - chained_at).abs() > MAX_CLOCK_DRIFT
+            };
+            if misdated {
+                note(
+                    &mut report,
+                    Problem::OutOfOrder {
+                        seq,
+                        audit_id: audit_id.clone(),
+                        timestamp,
+                        chained_at,
+                    },
+                );
+            }
+            if backfilled {
+                last_backfilled = Some(timestamp);
+            }
+        }
+        live_seen |= !backfilled;
         if prev_hash != previous {
             note(
                 &mut report,

@@ -145,29 +145,31 @@ const READ_UPDATE: Actions = Actions::of(&[Read, Update]);
 const READ_EXPORT: Actions = Actions::of(&[Read, Export]);
 
 impl Role {
-    /// The role's default grants.
+    /// The role's default grants: the existing application's, so an admin
+    /// can do here what they could do there.
     ///
     /// - `super_admin`: every action on every resource.
-    /// - `admin`: full CRUD on content (deals, destinations, emails, search
-    ///   suggestions) and on experiments and feature flags; read and export on
-    ///   analytics; read on system, audit logs and ML models; read and update
-    ///   (triage) on errors. Nothing on users: only a super_admin manages
-    ///   admins unless granted.
-    /// - `moderator`: read on content, experiments, flags, analytics and
-    ///   errors, and update on content.
+    /// - `admin`: read, update, export on users; full CRUD on deals,
+    ///   destinations, experiments (and flags, which are the same
+    ///   `feature_flags` rows); read, export on analytics; create, read,
+    ///   update on emails; read on system and audit logs.
+    /// - `moderator`: read on users and analytics; read, update on deals and
+    ///   destinations.
     /// - `user`: nothing.
+    ///
+    /// Resources the application never had (errors, models, suggestions)
+    /// are `super_admin`'s until granted through overrides.
     pub fn defaults(self, resource: Resource) -> Actions {
         use Resource::*;
         match (self, resource) {
             (Role::SuperAdmin, _) => Actions::EVERY,
-            (Role::Admin, Deals | Destinations | Emails | Suggestions | Experiments | Flags) => {
-                CRUD
-            }
+            (Role::Admin, Users) => Actions::of(&[Read, Update, Export]),
+            (Role::Admin, Deals | Destinations | Experiments | Flags) => CRUD,
             (Role::Admin, Analytics) => READ_EXPORT,
-            (Role::Admin, System | AuditLogs | Models) => READ,
-            (Role::Admin, Errors) => READ_UPDATE,
-            (Role::Moderator, Deals | Destinations | Emails | Suggestions) => READ_UPDATE,
-            (Role::Moderator, Experiments | Flags | Analytics | Errors) => READ,
+            (Role::Admin, Emails) => Actions::of(&[Create, Read, Update]),
+            (Role::Admin, System | AuditLogs) => READ,
+            (Role::Moderator, Users | Analytics) => READ,
+            (Role::Moderator, Deals | Destinations) => READ_UPDATE,
             _ => Actions::NONE,
         }
     }
@@ -282,6 +284,13 @@ impl Permissions {
         self.0.get(&resource).is_some_and(|a| a.allows(action))
     }
 
+    /// Every action on every resource: an unrestricted super_admin.
+    pub fn is_everything(&self) -> bool {
+        Resource::ALL
+            .iter()
+            .all(|r| self.allows(*r, Action::Manage))
+    }
+
     /// Whether every grant here is also held by `other`.
     pub fn is_subset_of(&self, other: &Permissions) -> bool {
         self.0.iter().all(|(resource, actions)| {
@@ -341,27 +350,45 @@ mod tests {
     }
 
     #[test]
-    fn admin_defaults_match_the_documented_table() {
+    fn admin_defaults_are_the_existing_applications() {
         let p = Permissions::effective(Role::Admin, &[]);
         assert!(p.allows(Resource::Deals, Action::Delete));
         assert!(p.allows(Resource::Experiments, Action::Create));
+        assert!(p.allows(Resource::Flags, Action::Create));
         assert!(p.allows(Resource::Analytics, Action::Export));
         assert!(!p.allows(Resource::Analytics, Action::Update));
+        assert!(p.allows(Resource::Emails, Action::Update));
+        assert!(!p.allows(Resource::Emails, Action::Delete));
         assert!(p.allows(Resource::AuditLogs, Action::Read));
         assert!(!p.allows(Resource::AuditLogs, Action::Export));
         assert!(!p.allows(Resource::System, Action::Update));
-        assert!(!p.allows(Resource::Users, Action::Read));
+        assert!(p.allows(Resource::Users, Action::Update));
+        assert!(!p.allows(Resource::Users, Action::Create));
+        assert!(!p.allows(Resource::Errors, Action::Read));
     }
 
     #[test]
-    fn moderator_reads_and_updates_content_but_creates_nothing() {
+    fn moderator_reads_and_updates_deals_and_destinations_but_creates_nothing() {
         let p = Permissions::effective(Role::Moderator, &[]);
         assert!(p.allows(Resource::Deals, Action::Update));
+        assert!(p.allows(Resource::Destinations, Action::Update));
         assert!(!p.allows(Resource::Deals, Action::Create));
         assert!(!p.allows(Resource::Deals, Action::Delete));
-        assert!(p.allows(Resource::Errors, Action::Read));
-        assert!(!p.allows(Resource::Errors, Action::Update));
+        assert!(p.allows(Resource::Users, Action::Read));
+        assert!(p.allows(Resource::Analytics, Action::Read));
+        assert!(!p.allows(Resource::Emails, Action::Read));
         assert!(!p.allows(Resource::AuditLogs, Action::Read));
+    }
+
+    #[test]
+    fn only_an_unoverridden_super_admin_holds_everything() {
+        assert!(Permissions::effective(Role::SuperAdmin, &[]).is_everything());
+        let restricted = Permissions::effective(
+            Role::SuperAdmin,
+            &overrides(json!([{"resource": "users", "actions": ["read"]}])),
+        );
+        assert!(!restricted.is_everything());
+        assert!(!Permissions::effective(Role::Admin, &[]).is_everything());
     }
 
     #[test]
@@ -409,7 +436,7 @@ mod tests {
     fn null_permissions_are_the_role_defaults_not_everything() {
         let p = Permissions::from_stored(Role::Moderator, Some(&Value::Null));
         assert_eq!(p, Permissions::effective(Role::Moderator, &[]));
-        assert!(!p.allows(Resource::Users, Action::Read));
+        assert!(!p.allows(Resource::Emails, Action::Read));
     }
 
     #[test]

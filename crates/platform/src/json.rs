@@ -7,17 +7,20 @@ use crate::ApiError;
 /// Parses `body` as `T`. A wrong or missing field is a 400 naming it
 /// (`permissions[1].actions`); a body that is not JSON at all is a 400 too.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}"))
+    })?;
+    // PostgreSQL text cannot hold U+0000; refused here, it is a 400 naming
+    // the field instead of a failed statement.
+    if let Some(path) = nul_path(&value, String::new()) {
+        return Err(ApiError::invalid_field(
+            path,
+            "must not contain NUL (U+0000)",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request(
-                "invalid_json",
-                format!("body is not valid JSON: {inner}"),
-            );
-        }
-        let message = inner.to_string();
+        let message = error.into_inner().to_string();
         match (missing_field(&message), path.as_str()) {
             (Some(field), ".") => ApiError::invalid_field(field, "is required"),
             (Some(field), parent) => {
@@ -29,6 +32,33 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The path of the first string (or key) holding U+0000, if any.
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => {
+            Some(if path.is_empty() { ".".into() } else { path })
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let here = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(item, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// serde reports a missing field at its parent's path, naming it only in
 /// the message: "missing field `role` at line 1 column 17".
 fn missing_field(message: &str) -> Option<&str> {
@@ -38,6 +68,14 @@ fn missing_field(message: &str) -> Option<&str> {
 /// Parses a query string as `T`, with the same field-naming 400s. No query
 /// string reads as an empty one.
 pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    if let Some((name, _)) = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::invalid_field(
+            name.replace('\0', ""),
+            "must not contain NUL (U+0000)",
+        ));
+    }
     let deserializer =
         serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.unwrap_or("").as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
@@ -90,6 +128,14 @@ mod tests {
         assert!(
             matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "resolved")
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        let error = parse::<Patch>(br#"{"resolved": true, "notes": "a\u0000b"}"#).expect_err("nul");
+        assert!(matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "notes"));
+        let error = parse_query::<Filters>(Some("limit=1&q=%00")).expect_err("nul");
+        assert!(matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "q"));
     }
 
     #[test]

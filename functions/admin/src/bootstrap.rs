@@ -82,6 +82,15 @@ pub async fn bootstrap_admin(
     let stored_email: Option<String> = user.get(1);
     let previous_role: Option<String> = user.get(2);
     let previous_permissions: Option<Value> = user.get(3);
+    let channel_name = match channel {
+        Channel::Cli => "bootstrap-admin (command line)",
+        Channel::Lambda => "bootstrap-admin (direct invoke)",
+    };
+    let recorder = Recorder {
+        user_id: user_id.clone(),
+        email: stored_email.clone().unwrap_or_else(|| email.to_owned()),
+        role: channel_name.to_owned(),
+    };
     if !force
         && let Some(holder) = tx
             .query_opt(
@@ -90,7 +99,19 @@ pub async fn bootstrap_admin(
             )
             .await?
     {
-        return Err(BootstrapError::AlreadyBootstrapped(holder.get(0)));
+        let refused = BootstrapError::AlreadyBootstrapped(holder.get(0));
+        tx.rollback().await?;
+        Entry::refused(
+            &recorder,
+            &Origin::default(),
+            Action::Create,
+            Resource::Users,
+            &user_id,
+            &refused.to_string(),
+        )
+        .insert(&***client)
+        .await?;
+        return Err(refused);
     }
     let now = platform::clock::now_millis();
     tx.execute(
@@ -100,17 +121,9 @@ pub async fn bootstrap_admin(
         &[&platform::ids::new_id(), &user_id, &now],
     )
     .await?;
-    let channel_name = match channel {
-        Channel::Cli => "bootstrap-admin (command line)",
-        Channel::Lambda => "bootstrap-admin (direct invoke)",
-    };
-    let email = stored_email.unwrap_or_else(|| email.to_owned());
+    let email = recorder.email.clone();
     let entry = Entry::success(
-        &Recorder {
-            user_id: user_id.clone(),
-            email: email.clone(),
-            role: channel_name.to_owned(),
-        },
+        &recorder,
         &Origin::default(),
         Action::Create,
         Resource::Users,

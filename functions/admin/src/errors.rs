@@ -86,9 +86,20 @@ impl ErrorGroup {
 }
 
 async fn find(client: &impl GenericClient, id: &str) -> ApiResult<ErrorGroup> {
+    read(client, id, "").await
+}
+
+/// The group, locked until the transaction ends, so concurrent triages
+/// (and the intake's regression reopening) apply one after the other and
+/// each audit row's "before" is what the change replaced.
+async fn find_locked(client: &impl GenericClient, id: &str) -> ApiResult<ErrorGroup> {
+    read(client, id, "FOR UPDATE").await
+}
+
+async fn read(client: &impl GenericClient, id: &str, locking: &str) -> ApiResult<ErrorGroup> {
     client
         .query_opt(
-            &format!(r#"SELECT {COLUMNS} FROM "error_logs" WHERE "id" = $1"#),
+            &format!(r#"SELECT {COLUMNS} FROM "error_logs" WHERE "id" = $1 {locking}"#),
             &[&id],
         )
         .await
@@ -137,10 +148,10 @@ pub async fn list(
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
         return Err(ApiError::invalid_field("q", "at most 200 characters"));
     }
-    let after: Option<(NaiveDateTime, String)> = paging::decode(query.cursor.as_deref())?;
+    let after = paging::time_cursor(query.cursor.as_deref())?;
     let (after_time, after_id) = after.unzip();
-    let from = query.from.map(clock::to_db_timestamp);
-    let to = query.to.map(clock::to_db_timestamp);
+    let from = paging::time("from", query.from)?;
+    let to = paging::time("to", query.to)?;
     let pattern = query.q.as_deref().map(like_pattern);
     let client = auth.pool().get().await?;
     let rows = client
@@ -249,7 +260,7 @@ pub async fn triage(
                     format!("at most {MAX_NOTES_CHARS} characters"),
                 ));
             }
-            let before = find(&**tx, &id).await?;
+            let before = find_locked(&**tx, &id).await?;
             let now = clock::now_millis();
             let note = triage
                 .notes

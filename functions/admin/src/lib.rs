@@ -27,7 +27,14 @@ pub mod trail;
 pub mod users;
 
 use access::Access;
-use axum::{Router, extract::FromRef, middleware, routing::get};
+use axum::{
+    Router,
+    extract::{FromRef, Request},
+    http::{Method, header},
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+};
 use platform::{ApiError, request_id};
 
 #[derive(Clone)]
@@ -57,6 +64,44 @@ pub fn router(state: AppState) -> Router {
             get(errors::get).patch(errors::triage),
         )
         .fallback(|| async { ApiError::NotFound("route".into()) })
+        .layer(middleware::from_fn(screen))
         .layer(middleware::from_fn(request_id::middleware))
         .with_state(state)
+}
+
+/// Refuses before routing what no admin route can take: a path holding an
+/// encoded NUL (PostgreSQL text cannot store one), and a body sent as
+/// anything but JSON. The second keeps cross-site form posts, which
+/// browsers send as form or text types without a preflight, away from
+/// every mutation.
+async fn screen(request: Request, next: Next) -> Result<Response, ApiError> {
+    if request.uri().path().to_ascii_lowercase().contains("%00") {
+        return Err(ApiError::invalid_field(
+            "path",
+            "must not contain NUL (%00)",
+        ));
+    }
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v != "0");
+    if matches!(
+        *request.method(),
+        Method::POST | Method::PATCH | Method::PUT
+    ) && has_body
+    {
+        let media_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if media_type.as_deref() != Some("application/json") {
+            return Err(ApiError::UnsupportedMediaType(
+                media_type.unwrap_or_else(|| "(none)".into()),
+            ));
+        }
+    }
+    Ok(next.run(request).await)
 }

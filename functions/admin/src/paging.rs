@@ -38,6 +38,41 @@ pub fn decode<K: DeserializeOwned>(cursor: Option<&str>) -> Result<Option<K>, Ap
         .ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor this API issued"))
 }
 
+/// The years a time filter or cursor may name: PostgreSQL's `timestamp`
+/// refuses some years chrono accepts (4714 BC, 294277 AD), and nothing in an
+/// audit trail or error log lies outside these.
+const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
+/// `instant` checked to lie in [`YEARS`], as a `TIMESTAMP(3)` value.
+pub fn time(
+    field: &str,
+    instant: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<chrono::NaiveDateTime>, ApiError> {
+    use chrono::Datelike as _;
+    match instant {
+        Some(t) if !YEARS.contains(&t.year()) => Err(ApiError::invalid_field(
+            field,
+            "must be between 1970 and 9999",
+        )),
+        other => Ok(other.map(platform::clock::to_db_timestamp)),
+    }
+}
+
+/// A `(time, id)` cursor, its time checked like [`time`]'s.
+pub fn time_cursor(
+    cursor: Option<&str>,
+) -> Result<Option<(chrono::NaiveDateTime, String)>, ApiError> {
+    use chrono::Datelike as _;
+    let key: Option<(chrono::NaiveDateTime, String)> = decode(cursor)?;
+    match key {
+        Some((t, _)) if !YEARS.contains(&t.year()) => Err(ApiError::invalid_field(
+            "cursor",
+            "not a cursor this API issued",
+        )),
+        other => Ok(other),
+    }
+}
+
 /// Splits one extra row off `rows` (fetched with `limit + 1`) into the
 /// next cursor.
 pub fn finish<T, K: Serialize>(

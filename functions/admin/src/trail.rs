@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
-use platform::{ApiError, ApiResult, clock};
+use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -19,8 +19,10 @@ use crate::paging;
 /// Most rows one CSV export holds.
 pub const EXPORT_PAGE_ROWS: i64 = 5_000;
 const EXPORT_PAGE_ROWS_USIZE: usize = 5_000;
-/// Most bytes one CSV export holds: under Lambda's 6 MB response limit.
-pub const EXPORT_PAGE_BYTES: usize = 5 * 1024 * 1024;
+/// The budget of one CSV export, counted as the bytes the body takes once
+/// Lambda's response JSON escapes it, and checked before each row: 4 MiB
+/// leaves room under Lambda's 6 MB response limit for one more large row.
+pub const EXPORT_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -93,7 +95,9 @@ async fn query(
             return Err(ApiError::invalid_field(field, "at most 255 characters"));
         }
     }
-    if let (Some(from), Some(to)) = (filters.from, filters.to)
+    let from = paging::time("from", filters.from)?;
+    let to = paging::time("to", filters.to)?;
+    if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
         return Err(ApiError::invalid_field("to", "must not be before from"));
@@ -121,8 +125,8 @@ async fn query(
                 &filters.resource_id,
                 &filters.action,
                 &filters.success,
-                &filters.from.map(clock::to_db_timestamp),
-                &filters.to.map(clock::to_db_timestamp),
+                &from,
+                &to,
                 &after_time,
                 &after_id,
                 &limit,
@@ -147,7 +151,7 @@ pub async fn list(
 ) -> ApiResult<Json<AuditPage>> {
     let filters: Filters = platform::json::parse_query(raw.as_deref())?;
     let limit = paging::limit(filters.limit)?;
-    let after = paging::decode(filters.cursor.as_deref())?;
+    let after = paging::time_cursor(filters.cursor.as_deref())?;
     let rows = query(auth.pool(), &filters, after, limit + 1).await?;
     let (entries, next_cursor) =
         paging::finish(rows, limit, |r: &AuditRow| (r.timestamp, r.id.clone()));
@@ -172,7 +176,7 @@ pub async fn export(
             "an export is as large as a response may be; follow x-next-cursor for the rest",
         ));
     }
-    let after = paging::decode(filters.cursor.as_deref())?;
+    let after = paging::time_cursor(filters.cursor.as_deref())?;
     let rows = query(auth.pool(), &filters, after, EXPORT_PAGE_ROWS + 1).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut next_cursor = None;
@@ -194,8 +198,13 @@ pub async fn export(
                 "requestId",
                 "changes",
             ])?;
+            let mut escaped = 0;
+            let mut counted = 0;
             for (index, row) in rows.iter().enumerate() {
-                let full = csv.get_ref().len() >= EXPORT_PAGE_BYTES;
+                csv.flush()?;
+                escaped += json_escaped_len(&csv.get_ref()[counted..]);
+                counted = csv.get_ref().len();
+                let full = escaped >= EXPORT_PAGE_BYTES;
                 if full || index == EXPORT_PAGE_ROWS_USIZE {
                     *next = index
                         .checked_sub(1)
@@ -221,7 +230,6 @@ pub async fn export(
                         .map(Value::to_string)
                         .unwrap_or_default(),
                 ])?;
-                csv.flush()?;
             }
             Ok(())
         };
@@ -244,6 +252,18 @@ pub async fn export(
         response.headers_mut().insert("x-next-cursor", cursor);
     }
     Ok(response)
+}
+
+/// How many bytes `bytes` take inside a JSON string.
+fn json_escaped_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) is
@@ -276,6 +296,12 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_escaping_is_counted() {
+        assert_eq!(json_escaped_len(br#"a"b"#), 4);
+        assert_eq!(json_escaped_len(b"\x01"), 6);
+    }
 
     #[test]
     fn formulas_are_defused_in_csv_cells() {

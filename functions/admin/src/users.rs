@@ -222,6 +222,13 @@ fn parse_permissions(value: &Value) -> ApiResult<Option<Value>> {
 
 /// Refuses a grant beyond the acting admin's own.
 fn within_own(actor: &access::Actor, role: Role, permissions: Option<&Value>) -> ApiResult<()> {
+    if role == Role::SuperAdmin
+        && !(actor.role == Role::SuperAdmin && actor.permissions.is_everything())
+    {
+        return Err(ApiError::Forbidden(
+            "only an unrestricted super_admin grants the super_admin role".into(),
+        ));
+    }
     let granted = Permissions::from_stored(role, permissions);
     let beyond = granted.beyond(&actor.permissions);
     if beyond.is_empty() {
@@ -248,23 +255,52 @@ fn outranked_by(actor: &access::Actor, target: &AdminUser) -> ApiResult<()> {
     }
 }
 
-/// Locks every super_admin row and refuses when `target` is the last one.
-/// The lock makes two concurrent demotions of the last two wait for each
-/// other, so one of them is refused.
-async fn keep_one_super_admin(client: &impl GenericClient, target: &AdminUser) -> ApiResult<()> {
-    if target.role != Role::SuperAdmin.as_str() {
-        return Ok(());
-    }
-    let holders = client
+/// Locks `user_id`'s admin row together with every super_admin row, always
+/// in `userId` order so that two changes cannot deadlock, before anything
+/// about them is read. Two super_admins revoking each other at once are
+/// thereby serialised, and the second sees the first's change.
+async fn lock_admins(client: &impl GenericClient, user_id: &str) -> ApiResult<Vec<(String, bool)>> {
+    let rows = client
         .query(
-            r#"SELECT "userId" FROM "admin_users" WHERE "role" = 'super_admin' FOR UPDATE"#,
-            &[],
+            r#"SELECT "userId", "role", "permissions" FROM "admin_users"
+               WHERE "role" = 'super_admin' OR "userId" = $1
+               ORDER BY "userId" FOR UPDATE"#,
+            &[&user_id],
         )
         .await
-        .map_err(ApiError::internal("locking the super admins"))?;
-    if holders.len() <= 1 {
+        .map_err(ApiError::internal("locking admin rows"))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let role = row.get::<_, String>(1);
+            let permissions: Option<Value> = row.get(2);
+            let unrestricted = role == Role::SuperAdmin.as_str()
+                && Permissions::from_stored(Role::SuperAdmin, permissions.as_ref()).is_everything();
+            (row.get(0), unrestricted)
+        })
+        .collect())
+}
+
+/// Refuses a change that would leave no unrestricted super_admin: someone
+/// must always be able to manage everything, including the admins.
+/// `after` is what `target` holds after the change (`None`: revoked).
+fn keep_one_super_admin(
+    locked: &[(String, bool)],
+    target: &str,
+    after: Option<&Permissions>,
+) -> ApiResult<()> {
+    let target_unrestricted = locked
+        .iter()
+        .any(|(id, unrestricted)| id == target && *unrestricted);
+    let others = locked
+        .iter()
+        .filter(|(id, unrestricted)| id != target && *unrestricted)
+        .count();
+    let still_unrestricted = after.is_some_and(Permissions::is_everything);
+    if target_unrestricted && !still_unrestricted && others == 0 {
         return Err(ApiError::Conflict {
-            message: "the last super_admin cannot be demoted or revoked".into(),
+            message: "the last unrestricted super_admin cannot be demoted, restricted or revoked"
+                .into(),
             field: None,
         });
     }
@@ -278,9 +314,16 @@ pub async fn grant(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<AdminUser>)> {
     let actor = auth.actor.clone();
-    let target_hint = "new";
+    // For the refusal row, the user asked for, when the body says.
+    let requested: Option<Value> = serde_json::from_slice(&body).ok();
+    let target_hint = requested
+        .as_ref()
+        .and_then(|b| b.get("userId").or_else(|| b.get("email")))
+        .and_then(Value::as_str)
+        .map(|t| t.chars().take(255).collect::<String>())
+        .unwrap_or_else(|| "(unnamed)".to_owned());
     let created = auth
-        .mutate(target_hint, async |tx| {
+        .mutate(&target_hint, async |tx| {
             let grant: Grant = platform::json::parse(&body)?;
             let role = parse_role(&grant.role)?;
             let permissions = parse_permissions(&grant.permissions)?;
@@ -321,13 +364,21 @@ pub async fn grant(
                 });
             }
             let now = platform::clock::now_millis();
-            tx.execute(
-                r#"INSERT INTO "admin_users" ("id", "userId", "role", "permissions", "createdAt", "updatedAt")
-                   VALUES ($1, $2, $3, $4, $5, $5)"#,
-                &[&platform::ids::new_id(), &target.user_id, &role.as_str(), &permissions, &now],
-            )
-            .await
-            .map_err(ApiError::internal("granting admin"))?;
+            let inserted = tx
+                .execute(
+                    r#"INSERT INTO "admin_users" ("id", "userId", "role", "permissions", "createdAt", "updatedAt")
+                       VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT ("userId") DO NOTHING"#,
+                    &[&platform::ids::new_id(), &target.user_id, &role.as_str(), &permissions, &now],
+                )
+                .await
+                .map_err(ApiError::internal("granting admin"))?;
+            if inserted != 1 {
+                // Granted by a concurrent request since it was read.
+                return Err(ApiError::Conflict {
+                    message: format!("{} is already an admin; use PATCH to change", target.user_id),
+                    field: Some("userId".into()),
+                });
+            }
             let after = find(&**tx, &target.user_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("user".into()))?;
@@ -352,6 +403,7 @@ pub async fn update(
     let updated = auth
         .mutate(&user_id, async |tx| {
             let update: Update = platform::json::parse(&body)?;
+            let locked = lock_admins(&**tx, &user_id).await?;
             let target = find(&**tx, &user_id)
                 .await?
                 .filter(AdminUser::is_admin)
@@ -366,11 +418,12 @@ pub async fn update(
                 None => (!target.permissions.is_null()).then(|| target.permissions.clone()),
             };
             within_own(&actor, role, permissions.as_ref())?;
-            // A super_admin whose overrides take anything away is demoted too.
-            let everything = Permissions::effective(Role::SuperAdmin, &[]);
-            if !everything.is_subset_of(&Permissions::from_stored(role, permissions.as_ref())) {
-                keep_one_super_admin(&**tx, &target).await?;
-            }
+            let after = if role == Role::SuperAdmin {
+                Permissions::from_stored(role, permissions.as_ref())
+            } else {
+                Permissions::none()
+            };
+            keep_one_super_admin(&locked, &user_id, Some(&after))?;
             tx.execute(
                 r#"UPDATE "admin_users" SET "role" = $2, "permissions" = $3, "updatedAt" = $4 WHERE "userId" = $1"#,
                 &[&user_id, &role.as_str(), &permissions, &platform::clock::now_millis()],
@@ -399,12 +452,13 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     let actor = auth.actor.clone();
     auth.mutate(&user_id, async |tx| {
+        let locked = lock_admins(&**tx, &user_id).await?;
         let target = find(&**tx, &user_id)
             .await?
             .filter(AdminUser::is_admin)
             .ok_or_else(|| ApiError::NotFound(format!("admin {user_id:?}")))?;
         outranked_by(&actor, &target)?;
-        keep_one_super_admin(&**tx, &target).await?;
+        keep_one_super_admin(&locked, &user_id, None)?;
         tx.execute(
             r#"DELETE FROM "admin_users" WHERE "userId" = $1"#,
             &[&user_id],

@@ -335,8 +335,8 @@ async fn verification_detects_a_forged_link_spliced_into_the_middle() {
         r#"ALTER TABLE "audit_trail"."chain" DROP CONSTRAINT "chain_prevHash_key";
            INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId")
              VALUES ('forged', 'app', 'app@example.com', 'admin', 'delete', 'deals', 'deal-1');
-           INSERT INTO "audit_trail"."chain" ("seq", "auditId", "prevHash", "hash") OVERRIDING SYSTEM VALUE
-             SELECT c."seq" + 1, 'forged', c."hash", "audit_trail"."link"(c."hash", to_jsonb(a))
+           INSERT INTO "audit_trail"."chain" ("seq", "auditId", "prevHash", "hash", "chainedAt") OVERRIDING SYSTEM VALUE
+             SELECT c."seq" + 1, 'forged', c."hash", "audit_trail"."link"(c."hash", to_jsonb(a), now(), false), now()
              FROM "audit_trail"."chain" c, "audit_logs" a WHERE c."auditId" = 'early-1' AND a."id" = 'forged'"#,
     )
     .await;
@@ -534,4 +534,86 @@ async fn a_large_export_continues_with_its_cursor() {
         .collect();
     assert_eq!(first_ids.len() as i64, admin::trail::EXPORT_PAGE_ROWS);
     assert_eq!(second_ids, ["bulk-000003", "bulk-000002", "bulk-000001"]);
+}
+
+#[tokio::test]
+async fn verification_detects_a_back_dated_row_written_through_the_triggers() {
+    let app = spawn_app().await;
+    let token = super_admin(&app).await;
+    prisma_rows(&app.client, "row", 3).await;
+    app.client
+        .batch_execute(
+            r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId", "timestamp")
+               VALUES ('back-dated', 'app', 'app@example.com', 'admin', 'delete', 'deals', 'deal-1', now() - interval '300 days')"#,
+        )
+        .await
+        .expect("insert");
+    let report = verify(&app, &token).await;
+    assert_eq!(kinds(&report), ["out_of_order"], "{report}");
+    assert_eq!(report["problems"][0]["audit_id"], "back-dated");
+}
+
+#[tokio::test]
+async fn a_repeatable_read_writer_behind_the_head_gets_a_retryable_error_not_a_fork() {
+    let app = spawn_app().await;
+    let token = super_admin(&app).await;
+    let stale = app.db.connect().await;
+    stale
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .await
+        .expect("snapshot");
+    prisma_rows(&app.client, "committed", 1).await;
+    let error = stale
+        .batch_execute(
+            r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId")
+               VALUES ('late', 'app', 'a@b', 'admin', 'update', 'deals', 'd')"#,
+        )
+        .await
+        .expect_err("stale head");
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+    );
+    stale.batch_execute("ROLLBACK").await.expect("rollback");
+    // Retried, it goes in.
+    prisma_rows(&stale, "late", 1).await;
+    let report = verify(&app, &token).await;
+    assert_eq!(
+        (report["intact"].clone(), report["links"].clone()),
+        (json!(true), json!(2)),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn an_export_stays_under_lambdas_response_limit_once_json_escaped() {
+    let app = spawn_app().await;
+    let token = super_admin(&app).await;
+    // Quote-heavy rows: CSV doubles each quote, the Lambda response escapes it again.
+    app.client
+        .execute(
+            r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId", "changes")
+               SELECT 'big-' || n, 'app', 'app@example.com', 'admin', 'update', 'deals', 'd',
+                      jsonb_build_object('after', repeat('"', 20000))
+               FROM generate_series(1, 300) n"#,
+            &[],
+        )
+        .await
+        .expect("big rows");
+    let answer = app
+        .send("GET", "/api/admin/audit/export", Some(&token), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.headers.get("x-next-cursor").is_some(),
+        "300 such rows cannot fit one response"
+    );
+    let as_lambda_body =
+        serde_json::to_string(&String::from_utf8(answer.bytes.clone()).expect("utf-8"))
+            .expect("json");
+    assert!(
+        as_lambda_body.len() < 6_000_000,
+        "{} bytes",
+        as_lambda_body.len()
+    );
 }

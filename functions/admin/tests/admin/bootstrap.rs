@@ -41,7 +41,17 @@ async fn bootstrap_refuses_while_a_super_admin_exists_unless_forced() {
         refused,
         Err(BootstrapError::AlreadyBootstrapped("root".into()))
     );
-    assert_eq!(app.audit_rows().await.len(), 0);
+    let rows = app.audit_rows().await;
+    assert_eq!(
+        (rows.len(), &rows[0]["success"]),
+        (1, &json!(false)),
+        "the refusal is recorded"
+    );
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "admin_users" WHERE "userId" = 'ada'"#)
+            .await,
+        0
+    );
     bootstrap_admin(&mut client, "ada@example.com", true, Channel::Cli)
         .await
         .expect("forced");

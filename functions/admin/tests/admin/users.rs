@@ -112,8 +112,20 @@ async fn nobody_grants_more_than_they_hold() {
         refused["error"]["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("system:update"),
+            .contains("super_admin"),
         "{refused}"
+    );
+    let beyond = app
+        .expect("POST", "/api/admin/users", Some(&token),
+            Some(json!({"userId": "ada", "role": "admin", "permissions": [{"resource": "system", "actions": ["update"]}]})),
+            StatusCode::FORBIDDEN)
+        .await;
+    assert!(
+        beyond["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("system:update"),
+        "{beyond}"
     );
     assert_eq!(
         app.count(r#"SELECT count(*) FROM "admin_users" WHERE "userId" = 'ada'"#)
@@ -322,4 +334,194 @@ async fn a_signed_in_user_without_an_admin_grant_is_forbidden() {
         StatusCode::FORBIDDEN,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_restricted_super_admin_does_not_count_as_the_last_one() {
+    let app = spawn_app().await;
+    app.admin("a", "super_admin", None).await;
+    let b = app.admin("b", "super_admin", None).await;
+    // b strips a of everything while keeping the label...
+    app.expect(
+        "PATCH",
+        "/api/admin/users/a",
+        Some(&b),
+        Some(json!({"permissions": [{"resource": "*", "actions": []}]})),
+        StatusCode::OK,
+    )
+    .await;
+    // ...and is then the last one who can manage anything.
+    app.expect(
+        "DELETE",
+        "/api/admin/users/b",
+        Some(&b),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.expect(
+        "PATCH",
+        "/api/admin/users/b",
+        Some(&b),
+        Some(json!({"role": "admin"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn only_an_unrestricted_super_admin_grants_the_super_admin_role() {
+    let app = spawn_app().await;
+    app.admin("root", "super_admin", None).await;
+    let lead = app
+        .admin(
+            "lead",
+            "admin",
+            Some(json!([{"resource": "users", "actions": ["manage"]}])),
+        )
+        .await;
+    app.user("ada").await;
+    // An empty super_admin would otherwise let the real one revoke itself.
+    app.expect("POST", "/api/admin/users", Some(&lead),
+        Some(json!({"userId": "ada", "role": "super_admin", "permissions": [{"resource": "*", "actions": []}]})),
+        StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn concurrent_change_and_revocation_of_one_admin_never_audit_a_change_that_did_not_happen() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    for round in 0..10 {
+        let target = format!("t{round}");
+        app.admin(&target, "moderator", None).await;
+        let uri = format!("/api/admin/users/{target}");
+        let (patch, delete) = if round % 2 == 0 {
+            let (delete, patch) = tokio::join!(
+                app.send("DELETE", &uri, Some(&token), None),
+                app.send("PATCH", &uri, Some(&token), Some(json!({"role": "admin"}))),
+            );
+            (patch, delete)
+        } else {
+            tokio::join!(
+                app.send("PATCH", &uri, Some(&token), Some(json!({"role": "admin"}))),
+                app.send("DELETE", &uri, Some(&token), None),
+            )
+        };
+        assert_eq!(delete.status, StatusCode::NO_CONTENT, "round {round}");
+        assert!(
+            patch.status == StatusCode::OK || patch.status == StatusCode::NOT_FOUND,
+            "round {round}: {}",
+            patch.status
+        );
+        if patch.status == StatusCode::OK {
+            assert_eq!(
+                patch.json()["role"],
+                "admin",
+                "round {round}: the answer is the change made"
+            );
+        }
+    }
+    for row in app
+        .audit_rows()
+        .await
+        .iter()
+        .filter(|r| r["success"] == true && r["action"] == "update")
+    {
+        assert_eq!(row["changes"]["after"]["role"], "admin", "{row}");
+    }
+}
+
+#[tokio::test]
+async fn nul_characters_and_impossible_dates_are_400s_not_500s() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    app.error_group("g1", "fp", "error", "boom").await;
+    let far_cursor = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"["-5000-01-01T00:00:00","x"]"#)
+    };
+    for (method, uri, body, field) in [
+        (
+            "GET",
+            "/api/admin/users?search=%00".to_owned(),
+            None,
+            "search",
+        ),
+        ("GET", "/api/admin/users/a%00b".to_owned(), None, "path"),
+        (
+            "GET",
+            "/api/admin/audit?userId=%00".to_owned(),
+            None,
+            "userId",
+        ),
+        ("GET", "/api/admin/errors?q=%00".to_owned(), None, "q"),
+        (
+            "GET",
+            "/api/admin/audit?from=-5000-01-01T00:00:00Z".to_owned(),
+            None,
+            "from",
+        ),
+        (
+            "GET",
+            format!("/api/admin/audit?cursor={far_cursor}"),
+            None,
+            "cursor",
+        ),
+        (
+            "GET",
+            format!("/api/admin/errors?cursor={far_cursor}"),
+            None,
+            "cursor",
+        ),
+        (
+            "PATCH",
+            "/api/admin/errors/g1".to_owned(),
+            Some(json!({"resolved": true, "notes": "a\u{0}b"})),
+            "notes",
+        ),
+        (
+            "POST",
+            "/api/admin/users".to_owned(),
+            Some(json!({"email": "a\u{0}@b", "role": "admin"})),
+            "email",
+        ),
+    ] {
+        let answer = app.send(method, &uri, Some(&token), body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {uri}: {}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+        assert_eq!(answer.json()["error"]["field"], field, "{method} {uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_mutation_sent_as_a_form_or_text_is_refused() {
+    use axum::{body::Body, http::Request};
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    app.user("ada").await;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let answer = app
+            .raw(
+                Request::post("/api/admin/users")
+                    .header("cookie", format!("next-auth.session-token={token}"))
+                    .header("content-type", content_type)
+                    .body(Body::from(r#"{"userId":"ada","role":"admin"}"#))
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
+    }
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "admin_users" WHERE "userId" = 'ada'"#)
+            .await,
+        0
+    );
 }
