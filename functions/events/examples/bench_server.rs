@@ -1,13 +1,19 @@
 //! The events router on a loopback socket, for `bench/intake.sh`: the real
 //! HTTP stack of the function (axum, body reading, validation, the pool,
 //! SQL), without Lambda's runtime API in between. Prints the bound address.
+//!
+//! The runtime is the one `main.rs` deploys: tokio's multi-thread runtime,
+//! one worker per core. Lambda hands an instance one request at a time, so
+//! the benchmark's concurrent connections stand for several instances, each
+//! with a CPU of its own; a current-thread server would put all of them on
+//! one core of the two that the database and the load generator share too.
 
 use std::time::Duration;
 
 use events::{AppState, IntakeConfig};
 use platform::config::Env;
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = Env::process();
     let url = env.required("POSTGRES_URL")?;
