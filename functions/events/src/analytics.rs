@@ -184,15 +184,134 @@ impl<'de> Deserialize<'de> for Members<'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<M: de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(Str(name)) = map.next_key()? {
-                    members.push((name, map.next_value()?));
-                }
-                Ok(Members(members))
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                members(map, |_, _| Ok(false))
             }
         }
         deserializer.deserialize_map(Visit)
+    }
+}
+
+/// Reads an object's members, except those `take` consumes itself.
+fn members<'de, M: de::MapAccess<'de>>(
+    mut map: M,
+    mut take: impl FnMut(&str, &mut M) -> Result<bool, M::Error>,
+) -> Result<Members<'de>, M::Error> {
+    let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+    while let Some(Str(name)) = map.next_key()? {
+        if !take(&name, &mut map)? {
+            members.push((name, map.next_value()?));
+        }
+    }
+    Ok(Members(members))
+}
+
+/// The request body, read in one pass: its members, and `events` already
+/// split into its items' members, so that no event is scanned twice.
+struct Body<'a> {
+    members: Members<'a>,
+    events: Option<Events<'a>>,
+}
+
+enum Events<'a> {
+    /// Each item's members; `None` for an item that is not an object.
+    List(Vec<Option<Members<'a>>>),
+    NotAList,
+}
+
+/// A visitor's answers for every JSON value it does not want: `$value`,
+/// with arrays and objects read to their end.
+macro_rules! anything_else_is {
+    ($value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for Body<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> de::Visitor<'de> for Visit {
+            type Value = Body<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                let mut events = None;
+                let members = members(map, |name, map| {
+                    if name != "events" {
+                        return Ok(false);
+                    }
+                    events = Some(map.next_value()?);
+                    Ok(true)
+                })?;
+                Ok(Body { members, events })
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+impl<'de> Deserialize<'de> for Events<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> de::Visitor<'de> for Visit {
+            type Value = Events<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(16));
+                while let Some(Item(item)) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Events::List(items))
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                de::Visitor::visit_map(de::IgnoredAny, map).map(|_| Events::NotAList)
+            }
+            anything_else_is!(Events::NotAList);
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// One item of `events`: its members if it is an object.
+struct Item<'a>(Option<Members<'a>>);
+
+impl<'de> Deserialize<'de> for Item<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> de::Visitor<'de> for Visit {
+            type Value = Item<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                members(map, |_, _| Ok(false)).map(|m| Item(Some(m)))
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+                de::Visitor::visit_seq(de::IgnoredAny, seq).map(|_| Item(None))
+            }
+            anything_else_is!(Item(None));
+        }
+        deserializer.deserialize_any(Visit)
     }
 }
 
@@ -363,7 +482,10 @@ pub fn parse_batch<'a>(
     client: &'a ClientContext,
     now: DateTime<Utc>,
 ) -> Result<Batch<'a>, ApiError> {
-    let root: Members<'a> = serde_json::from_slice(body).map_err(|e| {
+    let Body {
+        members: root,
+        events,
+    } = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() && serde_json::from_slice::<de::IgnoredAny>(body).is_ok() {
             ApiError::bad_request("invalid_body", "the body must be a JSON object")
         } else {
@@ -379,10 +501,8 @@ pub fn parse_batch<'a>(
     )?
     .unwrap_or_default();
     let user_id = raw_text(root.get("userId"), top("userId"), MAX_USER_ID_CHARS, false)?;
-    let items: Vec<(Option<usize>, Members<'a>)> = match root.get("events") {
-        Some(list) if list.get().starts_with('[') => {
-            let list: Vec<&'a RawValue> =
-                serde_json::from_str(list.get()).map_err(|e| malformed(&e))?;
+    let items: Vec<(Option<usize>, Members<'a>)> = match events {
+        Some(Events::List(list)) => {
             if list.is_empty() {
                 return Err(field_error("events", "events must hold at least one event"));
             }
@@ -392,18 +512,19 @@ pub fn parse_batch<'a>(
                     format!("at most {MAX_EVENTS_PER_BATCH} events per request"),
                 ));
             }
-            if let Some(i) = list.iter().position(|v| !v.get().starts_with('{')) {
+            if let Some(i) = list.iter().position(Option::is_none) {
                 return Err(field_error(
                     format!("events[{i}]"),
                     format!("events[{i}] must be an object"),
                 ));
             }
             list.into_iter()
+                .flatten()
                 .enumerate()
-                .map(|(i, v)| Ok((Some(i), Members::parse(v).map_err(|e| malformed(&e))?)))
-                .collect::<Result<_, ApiError>>()?
+                .map(|(i, item)| (Some(i), item))
+                .collect()
         }
-        Some(_) => return Err(field_error("events", "events must be an array")),
+        Some(Events::NotAList) => return Err(field_error("events", "events must be an array")),
         None if root.get("eventType").is_some() => vec![(None, root)],
         None => {
             return Err(field_error(
