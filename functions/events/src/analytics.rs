@@ -654,9 +654,12 @@ pub const COPY_THRESHOLD: usize = 32;
 ///
 /// - Without funnel steps, the events are one statement in autocommit: a
 ///   single statement is atomic on its own, so BEGIN and COMMIT would only
-///   add round trips. A small batch (a page-view beacon) is one prepared
-///   `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`: one round
-///   trip. A larger one, never seen before, goes in by binary `COPY`,
+///   add round trips. A single event (a page-view beacon) is one prepared
+///   `INSERT ... VALUES ... ON CONFLICT DO NOTHING`: one round trip, and no
+///   arrays to encode and unpack (6-15% more inserts per second than the
+///   UNNEST form in a pgbench comparison). A small batch is one prepared
+///   `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`. A larger
+///   one, never seen before, goes in by binary `COPY`,
 ///   PostgreSQL's fastest way in. A retried batch makes that COPY hit the
 ///   primary key, which stores nothing; the batch then goes in again by the
 ///   INSERT, which keeps exactly the rows not stored before. Retries are
@@ -676,8 +679,9 @@ pub async fn store(
         None
     };
     if batch.events.iter().all(|e| e.funnel.is_none()) {
-        let inserted = match &copy {
-            Some(copy) if copy_events(client, copy, batch).await? => batch.events.len(),
+        let inserted = match (&copy, batch.events.as_slice()) {
+            (Some(copy), _) if copy_events(client, copy, batch).await? => batch.events.len(),
+            (_, [event]) => insert_one_event(&*client, batch, event).await?,
             _ => insert_new_events(&*client, batch).await?.len(),
         };
         return Ok(Stored {
@@ -787,6 +791,40 @@ fn copy_rows(batch: &Batch<'_>) -> axum::body::Bytes {
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
     out.into()
+}
+
+/// The most common request: 1 if the event was stored, 0 if it had been.
+async fn insert_one_event(
+    client: &impl PooledGenericClient,
+    batch: &Batch<'_>,
+    event: &NewEvent<'_>,
+) -> Result<usize, tokio_postgres::Error> {
+    let mut id = Uuid::encode_buffer();
+    let statement = client
+        .prepare_cached(
+            r#"INSERT INTO "analytics_events" ("id", "userId", "sessionId", "eventType", "eventData", "url", "referrer", "userAgent", "ipAddress", "timestamp")
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               ON CONFLICT ("id") DO NOTHING"#,
+        )
+        .await?;
+    let inserted = client
+        .execute(
+            &statement,
+            &[
+                &&*event.id.hyphenated().encode_lower(&mut id),
+                &batch.user_id.as_deref(),
+                &&*batch.session_id,
+                &&*event.event_type,
+                &Json(event.event_data),
+                &event.url.as_deref(),
+                &event.referrer.as_deref(),
+                &batch.user_agent,
+                &batch.ip_address,
+                &event.timestamp,
+            ],
+        )
+        .await?;
+    Ok(usize::from(inserted > 0))
 }
 
 /// One statement, arrays bound as parameters and expanded with UNNEST;
