@@ -349,20 +349,24 @@ enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    fn of(value: Option<&'a RawValue>) -> Self {
+    /// A string whose escapes do not decode (a lone surrogate) is malformed
+    /// JSON, as it was when the whole body was decoded up front.
+    fn of(value: Option<&'a RawValue>) -> Result<Self, ApiError> {
         let Some(raw) = value.map(RawValue::get) else {
-            return Self::Absent;
+            return Ok(Self::Absent);
         };
-        match raw.as_bytes().first() {
+        Ok(match raw.as_bytes().first() {
             Some(b'n') => Self::Absent,
-            Some(b'"') => {
-                serde_json::from_str::<Str<'a>>(raw).map_or(Self::Other, |s| Self::Text(s.0))
-            }
+            Some(b'"') => Self::Text(
+                serde_json::from_str::<Str<'a>>(raw)
+                    .map_err(|e| malformed(&e))?
+                    .0,
+            ),
             Some(b'-' | b'0'..=b'9') => {
                 serde_json::from_str(raw).map_or(Self::Other, Self::Integer)
             }
             _ => Self::Other,
-        }
+        })
     }
 }
 
@@ -372,7 +376,7 @@ fn raw_text<'a>(
     max: usize,
     required: bool,
 ) -> Result<Option<Cow<'a, str>>, ApiError> {
-    match Scalar::of(value) {
+    match Scalar::of(value)? {
         Scalar::Absent if !required => Ok(None),
         Scalar::Absent => Err(missing_or_not_text(&path, false)),
         Scalar::Text(s) => check_text(&s, &path, max, required).map(|()| Some(s)),
@@ -385,7 +389,7 @@ fn parse_timestamp(
     path: FieldPath<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let instant = match Scalar::of(value) {
+    let instant = match Scalar::of(value)? {
         Scalar::Absent => return Ok(None),
         Scalar::Integer(ms) => Utc.timestamp_millis_opt(ms).single(),
         Scalar::Text(s) => DateTime::parse_from_rfc3339(&s)
@@ -422,7 +426,7 @@ fn funnel_step<'a>(data: &Members<'a>, index: Option<usize>) -> Result<FunnelSte
         MAX_FUNNEL_FIELD_CHARS,
         true,
     )?;
-    let duration = match Scalar::of(data.get("duration")) {
+    let duration = match Scalar::of(data.get("duration"))? {
         Scalar::Absent => None,
         Scalar::Integer(d) => Some(i32::try_from(d).ok().filter(|d| *d >= 0)),
         Scalar::Text(_) | Scalar::Other => Some(None),
@@ -977,6 +981,21 @@ mod tests {
     fn a_lone_surrogate_in_event_data_is_malformed_json() {
         let error = parse(r#"{"sessionId": "s", "eventType": "x", "eventData": {"k": "\ud800"}}"#)
             .expect_err("jsonb would refuse it");
+        assert!(
+            matches!(
+                error,
+                ApiError::BadRequest {
+                    code: "invalid_json",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_a_field_is_malformed_json() {
+        let error = parse(r#"{"sessionId": "\ud800", "eventType": "x"}"#).expect_err("not text");
         assert!(
             matches!(
                 error,
