@@ -15,7 +15,11 @@
 //!   timestamp);
 //! - else, with a client timestamp: its milliseconds first, as in UUIDv7,
 //!   then a hash of session, type, timestamp and data, so these rows still
-//!   arrive in time order at the primary key's right edge;
+//!   arrive in time order at the primary key's right edge. The data is
+//!   hashed as the JSON text the client sent: a resend of the same body
+//!   matches, and compact text with sorted keys (what this code hashed
+//!   when it still parsed `eventData` into a `serde_json::Value`) gives
+//!   the same ids as before;
 //! - with neither, the event cannot be recognised when resent and gets a
 //!   random UUIDv7.
 //!
