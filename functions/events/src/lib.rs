@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod client;
 pub mod config;
+pub mod db;
 pub mod device;
 pub mod errors;
 pub mod fingerprint;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
+    body::Bytes,
     extract::{FromRequest, RawQuery, Request, State},
     http::{Method, StatusCode, header},
     middleware,
@@ -15,7 +16,7 @@ use platform::{ApiError, ApiResult, request_id};
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{AppState, analytics, client::ClientContext, errors, vitals};
+use crate::{AppState, analytics, client::ClientContext, db, errors, vitals};
 
 /// `sendBeacon` caps a body at 64 KiB; `fetch` batches from the front end
 /// (up to [`analytics::MAX_EVENTS_PER_BATCH`] events) may be larger.
@@ -65,9 +66,9 @@ fn check_content_type(request: &Request) -> ApiResult<()> {
     }
 }
 
-/// Reads and parses the body, mapping an oversized body to 413 and
-/// malformed JSON to 400.
-pub async fn json_body(request: Request) -> ApiResult<Value> {
+/// Reads the body, mapping an oversized body to 413 and an empty one to
+/// 400.
+pub async fn body_bytes(request: Request) -> ApiResult<Bytes> {
     check_content_type(&request)?;
     let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
@@ -80,9 +81,7 @@ pub async fn json_body(request: Request) -> ApiResult<Value> {
             "the request body is empty",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-    })
+    Ok(bytes)
 }
 
 /// The same 202 anyone gets, nothing stored, and a header that says why.
@@ -101,11 +100,20 @@ fn accepted(body: impl serde::Serialize) -> Response {
 }
 
 /// What every intake route starts from: who sent the request, and its
-/// parsed body. A known bot never gets further: it is answered here, before
-/// its body is read, so it learns nothing from validation either.
+/// body. A known bot never gets further: it is answered here, before its
+/// body is read, so it learns nothing from validation either.
 pub struct Beacon {
     pub client: ClientContext,
-    pub body: Value,
+    pub body: Bytes,
+}
+
+impl Beacon {
+    /// The body as a JSON tree; malformed JSON is a 400.
+    pub fn json(&self) -> ApiResult<Value> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        })
+    }
 }
 
 impl FromRequest<AppState> for Beacon {
@@ -120,19 +128,25 @@ impl FromRequest<AppState> for Beacon {
         if client.is_known_bot() {
             return Err(dropped());
         }
-        let body = json_body(request)
+        let body = body_bytes(request)
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(Self { client, body })
     }
 }
 
+/// Parsed straight from the body's bytes, without a JSON tree (see
+/// [`analytics::Batch`]). The write may run twice (see [`crate::db`]).
 async fn ingest_events(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
-    let events = analytics::parse_batch(&beacon.body, &beacon.client, chrono::Utc::now())?;
-    let mut connection = state.pool.get().await?;
-    let stored = analytics::store(&mut connection, &events)
-        .await
-        .map_err(ApiError::internal("storing analytics events"))?;
+    let batch = analytics::parse_batch(&beacon.body, &beacon.client, chrono::Utc::now())?;
+    let stored = db::write_retrying(&state.pool, "storing analytics events", |mut connection| {
+        let batch = &batch;
+        async move {
+            let stored = analytics::store(&mut connection, batch).await;
+            (connection, stored)
+        }
+    })
+    .await?;
     Ok(accepted(stored))
 }
 
@@ -165,15 +179,19 @@ async fn ingest_vitals(
 ) -> ApiResult<Response> {
     let session_id = query_session_id(query.as_deref())?;
     let metrics = vitals::parse_metrics(
-        &beacon.body,
+        &beacon.json()?,
         session_id.as_deref(),
         &beacon.client,
         chrono::Utc::now(),
     )?;
-    let connection = state.pool.get().await?;
-    let stored = vitals::store(&connection, &metrics)
-        .await
-        .map_err(ApiError::internal("storing web vitals"))?;
+    let stored = db::write_retrying(&state.pool, "storing web vitals", |connection| {
+        let metrics = &metrics;
+        async move {
+            let stored = vitals::store(&connection, metrics).await;
+            (connection, stored)
+        }
+    })
+    .await?;
     Ok(accepted(vitals::Recorded {
         received: metrics.len(),
         stored: usize::try_from(stored).unwrap_or(usize::MAX),
@@ -181,8 +199,9 @@ async fn ingest_vitals(
 }
 
 async fn ingest_error(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
-    let error = errors::parse_error(&beacon.body, &beacon.client)?;
-    let mut connection = state.pool.get().await?;
+    let error = errors::parse_error(&beacon.json()?, &beacon.client)?;
+    // Not retried: a repeat would count the occurrence twice.
+    let mut connection = db::checked(&state.pool).await?;
     let recorded = errors::record(&mut connection, &error)
         .await
         .map_err(ApiError::internal("recording a browser error"))?;

@@ -465,3 +465,24 @@ async fn a_retried_large_batch_falls_back_from_copy_and_stores_only_new_events()
     );
     assert_eq!(app.count("analytics_events").await, 79);
 }
+
+#[tokio::test]
+async fn a_retried_large_batch_with_a_funnel_step_stores_nothing_twice() {
+    let app = spawn_app(&[]).await;
+    let t = now_ms();
+    let mut events: Vec<Value> = (0..40)
+        .map(|i| json!({"eventType": "page_view", "eventData": {"position": i}, "timestamp": t}))
+        .collect();
+    events.push(json!({"eventType": "funnel", "eventData": {"stage": "results_view", "action": "view"}, "timestamp": t}));
+    let body = batch("s1", events);
+    assert_eq!(
+        app.post_json(&body, StatusCode::ACCEPTED).await,
+        json!({"received": 41, "stored": 41, "duplicates": 0, "funnelSteps": 1})
+    );
+    assert_eq!(
+        app.post_json(&body, StatusCode::ACCEPTED).await,
+        json!({"received": 41, "stored": 0, "duplicates": 41, "funnelSteps": 0})
+    );
+    assert_eq!(app.count("analytics_events").await, 41);
+    assert_eq!(app.count("conversion_funnels").await, 1);
+}

@@ -2,6 +2,7 @@
 
 mod analytics;
 mod bots_and_cors;
+mod connections;
 mod errors;
 mod vitals;
 
@@ -23,7 +24,9 @@ pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
     let db = TestDatabase::migrated().await;
     let config =
         IntakeConfig::from_env(&Env::from_pairs(settings.iter().copied())).expect("config");
-    let state = AppState::new(db.pool(), config);
+    let pool = events::db::pool_for(&db.settings(), 4, std::time::Duration::from_secs(10))
+        .expect("the function's pool");
+    let state = AppState::new(pool, config);
     TestApp { db, state }
 }
 
@@ -92,6 +95,36 @@ impl TestApp {
             .await
             .expect("count")
             .get(0)
+    }
+
+    /// Ends every server session of the app's pool from another thread
+    /// while this one blocks, as a server restart or an idle timeout does
+    /// while a Lambda container is frozen. On a current-thread runtime the
+    /// pool's connection tasks cannot run meanwhile, so the pool does not
+    /// know yet that its connections are gone. Returns how many ended.
+    pub fn end_sessions_unnoticed(&self) -> i64 {
+        let settings = self.db.settings();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the terminating connection")
+                .block_on(async {
+                    platform::db::connect(&settings)
+                        .await
+                        .expect("a connection of its own")
+                        .query_one(
+                            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity
+                             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                            &[],
+                        )
+                        .await
+                        .expect("pg_terminate_backend")
+                        .get(0)
+                })
+        })
+        .join()
+        .expect("the terminating thread")
     }
 
     pub async fn events(&self) -> Vec<tokio_postgres::Row> {

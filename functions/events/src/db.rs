@@ -1,0 +1,129 @@
+//! The intake's connection pool: a single beacon costs one round trip.
+//!
+//! platform's pool checks each connection with an empty query before handing
+//! it out (`RecyclingMethod::Verified`), so that one the server dropped while
+//! the container was frozen is replaced instead of failing the request. For
+//! a page-view beacon, whose write is one statement, that check is half of
+//! the request's round trips to the database.
+//!
+//! Here recycling is `Fast`: a connection the client already knows to be
+//! closed is still replaced, but an open one is not probed. The write is the
+//! probe: when it fails because the connection was lost, it runs once more
+//! on a fresh connection ([`write_retrying`]). That is only sound for writes
+//! that can be repeated without effect, because a connection can be lost
+//! after a COMMIT took effect and before its answer arrived:
+//! - analytics events: ids derived before the first attempt, and
+//!   `ON CONFLICT ("id") DO NOTHING`, so a repeat stores nothing twice;
+//! - Web Vitals: an upsert on the metric's id, which a repeat leaves as it
+//!   was.
+//!
+//! A browser error increments its group's count, which a repeat would count
+//! twice, so that route asks for a [`checked`] connection instead: the same
+//! empty query `Verified` sends, paid only where it is needed.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, QueueMode, RecyclingMethod, Runtime};
+use platform::{
+    ApiError, ApiResult,
+    config::DatabaseConfig,
+    db::{ConnectionSettings, Pool, PooledClient},
+};
+use secrecy::ExposeSecret;
+use tokio_postgres::error::SqlState;
+
+/// The function's pool, from its configuration. Connections open lazily.
+pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
+    pool_for(
+        &ConnectionSettings::parse(config.url.expose_secret())?,
+        config.pool_max_size,
+        config.connect_timeout,
+    )
+}
+
+/// [`platform::db::pool_for`] with `Fast` recycling; the same TLS and
+/// timeouts. Connections are handed out last in, first out, as PgBouncer
+/// does by default (`server_round_robin = 0`): the most recently used
+/// connection's server process has its caches warm, and the ones a burst
+/// left behind go idle instead of being cycled through.
+pub fn pool_for(
+    settings: &ConnectionSettings,
+    max_size: usize,
+    connect_timeout: Duration,
+) -> anyhow::Result<Pool> {
+    let mut pg = settings.pg.clone();
+    pg.connect_timeout(connect_timeout);
+    let manager = Manager::from_config(
+        pg,
+        settings.tls()?,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(max_size)
+        .queue_mode(QueueMode::Lifo)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(connect_timeout))
+        .wait_timeout(Some(connect_timeout))
+        .build()?)
+}
+
+/// The connection, not the statement, failed: it was closed under the
+/// client, or the server ended the session (`pg_terminate_backend`, a
+/// restart, a pooler or Neon closing an idle client).
+pub fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::IDLE_SESSION_TIMEOUT,
+            ]
+            .contains(code)
+                || code.code().starts_with("08")
+        }
+        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+/// Runs `write` on a pooled connection; if the connection turns out to be
+/// lost, once more on a fresh one. `write` must be repeatable without
+/// effect (see the module documentation), and hands the connection back
+/// with its result. `doing` names the work in the log line of a failure.
+pub async fn write_retrying<T, F, W>(pool: &Pool, doing: &'static str, mut write: F) -> ApiResult<T>
+where
+    F: FnMut(PooledClient) -> W,
+    W: Future<Output = (PooledClient, Result<T, tokio_postgres::Error>)>,
+{
+    let (connection, written) = write(pool.get().await?).await;
+    match written {
+        Err(error) if connection_lost(&error) => {
+            tracing::warn!(%error, "database connection lost; writing once more on a new one");
+            // Out of the pool: the client may not know yet that it is closed.
+            drop(Object::take(connection));
+            let (_, written) = write(pool.get().await?).await;
+            written.map_err(ApiError::internal(doing))
+        }
+        written => written.map_err(ApiError::internal(doing)),
+    }
+}
+
+/// A pooled connection that has just answered an empty query, replacing one
+/// that has not, as `RecyclingMethod::Verified` would: for writes that must
+/// not run twice.
+pub async fn checked(pool: &Pool) -> ApiResult<PooledClient> {
+    // Each idle connection may be stale; a new one is not.
+    for _ in 0..pool.status().max_size {
+        let connection = pool.get().await?;
+        if connection.simple_query("").await.is_ok() {
+            return Ok(connection);
+        }
+        drop(Object::take(connection));
+    }
+    Ok(pool.get().await?)
+}
