@@ -12,7 +12,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })?;
     // PostgreSQL text cannot hold U+0000; refused here, it is a 400 naming
     // the field instead of a failed statement.
-    if let Some(path) = nul_path(&value, String::new()) {
+    if let Some(path) = nul_field(&value) {
         return Err(ApiError::invalid_field(
             path,
             "must not contain NUL (U+0000)",
@@ -32,7 +32,12 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The path of the first string (or key) holding U+0000, if any.
+/// The path of the first string (or key) of `value` holding U+0000, which
+/// PostgreSQL text and jsonb cannot store: `events[3].eventData.note`.
+pub fn nul_field(value: &serde_json::Value) -> Option<String> {
+    nul_path(value, String::new())
+}
+
 fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
     use serde_json::Value;
     match value {

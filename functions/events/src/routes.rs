@@ -131,8 +131,32 @@ impl FromRequest<AppState> for Beacon {
         let body = body_bytes(request)
             .await
             .map_err(IntoResponse::into_response)?;
+        if let Some(field) = nul_field(&body) {
+            return Err(ApiError::invalid_field(
+                field,
+                "must not contain NUL (\\u0000): PostgreSQL cannot store it",
+            )
+            .into_response());
+        }
         Ok(Self { client, body })
     }
+}
+
+/// The field of a JSON body holding an escaped NUL, if one does. The scan
+/// for the escape is a substring search; only a body that has one is parsed
+/// again to name the field, so the hot path pays for the search alone.
+fn nul_field(body: &[u8]) -> Option<String> {
+    let finder = memchr::memmem::Finder::new(br"\u0000");
+    let escapes_a_nul = finder.find_iter(body).any(|at| {
+        // `\\u0000` is an escaped backslash followed by text, not a NUL.
+        let backslashes = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
+        backslashes % 2 == 0
+    });
+    if !escapes_a_nul {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(body).ok()?;
+    platform::json::nul_field(&value)
 }
 
 /// Parsed straight from the body's bytes, without a JSON tree (see
@@ -163,6 +187,9 @@ fn query_session_id(query: Option<&str>) -> ApiResult<Option<String>> {
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| ApiError::invalid_field("sessionId", "sessionId is not valid UTF-8"))?;
+    if decoded.contains('\0') {
+        return Err(ApiError::invalid_field("sessionId", "must not contain NUL"));
+    }
     if decoded.chars().count() > analytics::MAX_SESSION_ID_CHARS {
         return Err(ApiError::invalid_field(
             "sessionId",

@@ -486,3 +486,38 @@ async fn a_retried_large_batch_with_a_funnel_step_stores_nothing_twice() {
     assert_eq!(app.count("analytics_events").await, 41);
     assert_eq!(app.count("conversion_funnels").await, 1);
 }
+
+#[tokio::test]
+async fn a_nul_character_anywhere_is_a_400_naming_its_field_not_a_500() {
+    let app = spawn_app(&[]).await;
+    let with_nul = batch(
+        "s1",
+        vec![json!({"eventType": "page_view", "eventData": {"note": "a\u{0}b"}})],
+    );
+    let body = app.post_json(&with_nul, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["error"]["field"], "events[0].eventData.note");
+    let body = app
+        .post_json(
+            &json!({"sessionId": "s\u{0}1", "eventType": "page_view"}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(body["error"]["field"], "sessionId");
+    for uri in ["/api/analytics/vitals", "/api/analytics/errors"] {
+        app.post(
+            uri,
+            &[("content-type", "application/json")],
+            json!({"sessionId": "s1", "message": "x\u{0}", "name": "LCP\u{0}", "value": 1})
+                .to_string(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    // An escaped backslash before "u0000" is text, not a NUL.
+    let text = batch(
+        "s1",
+        vec![json!({"eventType": "page_view", "eventData": {"path": "C:\\u0000"}})],
+    );
+    app.post_json(&text, StatusCode::ACCEPTED).await;
+    assert_eq!(app.count("analytics_events").await, 1);
+}
