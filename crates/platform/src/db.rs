@@ -24,7 +24,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, QueueMode, RecyclingMethod, Runtime};
 use rustls::{
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
     client::{
@@ -244,37 +244,51 @@ impl ServerCertVerifier for ChainOnlyVerifier {
     }
 }
 
+/// How a pooled connection is checked when it is handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkout {
+    /// An empty query first, so that a connection the server dropped while
+    /// the container was frozen (Neon suspends idle computes; poolers close
+    /// idle clients) is replaced instead of failing the request. One round
+    /// trip per checkout.
+    Verified,
+    /// Only connections the client already knows to be closed are replaced.
+    /// For callers whose first statement is the probe and that can repeat
+    /// it on a new connection (the intake: `events::db::write_retrying`).
+    Unprobed,
+}
+
 /// Builds the container's pool. Connections open lazily, so a cold start
 /// costs nothing until the first query.
-///
-/// Recycling is `Verified`: before a pooled connection is handed out it is
-/// checked with an empty query, so connections the server dropped while the
-/// container was frozen (Neon suspends idle computes; poolers close idle
-/// clients) are replaced instead of failing the request.
-pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
+pub fn pool(config: &DatabaseConfig, checkout: Checkout) -> anyhow::Result<Pool> {
     pool_for(
         &ConnectionSettings::parse(config.url.expose_secret())?,
         config.pool_max_size,
         config.connect_timeout,
+        checkout,
     )
 }
 
+/// Connections are handed out last in, first out, as PgBouncer does by
+/// default (`server_round_robin = 0`): the most recently used connection's
+/// server process has its caches warm, and the ones a burst left behind go
+/// idle instead of being cycled through.
 pub fn pool_for(
     settings: &ConnectionSettings,
     max_size: usize,
     connect_timeout: Duration,
+    checkout: Checkout,
 ) -> anyhow::Result<Pool> {
     let mut pg = settings.pg.clone();
     pg.connect_timeout(connect_timeout);
-    let manager = Manager::from_config(
-        pg,
-        settings.tls()?,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
-        },
-    );
+    let recycling_method = match checkout {
+        Checkout::Verified => RecyclingMethod::Verified,
+        Checkout::Unprobed => RecyclingMethod::Fast,
+    };
+    let manager = Manager::from_config(pg, settings.tls()?, ManagerConfig { recycling_method });
     Ok(Pool::builder(manager)
         .max_size(max_size)
+        .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .create_timeout(Some(connect_timeout))
         .wait_timeout(Some(connect_timeout))

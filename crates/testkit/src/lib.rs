@@ -106,8 +106,13 @@ impl TestDatabase {
 
     /// A pool as a function would build it.
     pub fn pool(&self) -> platform::db::Pool {
-        platform::db::pool_for(&self.settings(), 4, std::time::Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("cannot build a pool: {e:#}"))
+        platform::db::pool_for(
+            &self.settings(),
+            4,
+            std::time::Duration::from_secs(10),
+            platform::db::Checkout::Verified,
+        )
+        .unwrap_or_else(|e| panic!("cannot build a pool: {e:#}"))
     }
 }
 

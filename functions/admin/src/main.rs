@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
 
 async fn serve(env: &Env) -> Result<(), lambda_runtime::Error> {
     let database = DatabaseConfig::from_env(env)?;
-    let pool = platform::db::pool(&database)?;
+    let pool = platform::db::pool(&database, platform::db::Checkout::Verified)?;
     let state = AppState {
         access: Access::new(pool.clone(), SessionKeys::from_env(env)?),
     };
@@ -70,7 +70,12 @@ async fn command_line(env: &Env) -> ExitCode {
         let database = DatabaseConfig::from_env(env)?;
         let settings =
             platform::db::ConnectionSettings::parse(database.direct_url().expose_secret())?;
-        let pool = platform::db::pool_for(&settings, 1, Duration::from_secs(10))?;
+        let pool = platform::db::pool_for(
+            &settings,
+            1,
+            Duration::from_secs(10),
+            platform::db::Checkout::Verified,
+        )?;
         let mut client = pool.get().await?;
         commands::execute(&mut client, &command, Channel::Cli).await
     }

@@ -21,7 +21,12 @@ async fn main() -> anyhow::Result<()> {
     let url = env.required("POSTGRES_URL")?;
     let pool_size = env.parsed_or("DB_POOL_MAX_SIZE", 4usize)?;
     let settings = platform::db::ConnectionSettings::parse(&url)?;
-    let pool = events::db::pool_for(&settings, pool_size, Duration::from_secs(10))?;
+    let pool = platform::db::pool_for(
+        &settings,
+        pool_size,
+        Duration::from_secs(10),
+        platform::db::Checkout::Unprobed,
+    )?;
     let state = AppState::new(pool, IntakeConfig::from_env(&env)?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

@@ -1,13 +1,13 @@
 //! The intake's connection pool: a single beacon costs one round trip.
 //!
-//! platform's pool checks each connection with an empty query before handing
-//! it out (`RecyclingMethod::Verified`), so that one the server dropped while
-//! the container was frozen is replaced instead of failing the request. For
-//! a page-view beacon, whose write is one statement, that check is half of
-//! the request's round trips to the database.
+//! platform's pools normally check each connection with an empty query
+//! before handing it out (`Checkout::Verified`), so that one the server
+//! dropped while the container was frozen is replaced instead of failing the
+//! request. For a page-view beacon, whose write is one statement, that check
+//! is half of the request's round trips to the database.
 //!
-//! Here recycling is `Fast`: a connection the client already knows to be
-//! closed is still replaced, but an open one is not probed. The write is the
+//! Here checkout is `Checkout::Unprobed`: a connection the client already
+//! knows to be closed is still replaced, but an open one is not probed. The write is the
 //! probe: when it fails because the connection was lost, it runs once more
 //! on a fresh connection ([`write_retrying`]). That is only sound for writes
 //! that can be repeated without effect, because a connection can be lost
@@ -21,52 +21,17 @@
 //! twice, so that route asks for a [`checked`] connection instead: the same
 //! empty query `Verified` sends, paid only where it is needed.
 
-use std::time::Duration;
-
-use deadpool_postgres::{Manager, ManagerConfig, Object, QueueMode, RecyclingMethod, Runtime};
+use deadpool_postgres::Object;
 use platform::{
     ApiError, ApiResult,
     config::DatabaseConfig,
-    db::{ConnectionSettings, Pool, PooledClient},
+    db::{Checkout, Pool, PooledClient},
 };
-use secrecy::ExposeSecret;
 use tokio_postgres::error::SqlState;
 
-/// The function's pool, from its configuration. Connections open lazily.
+/// The function's pool: platform's, handing out connections unprobed.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
-    pool_for(
-        &ConnectionSettings::parse(config.url.expose_secret())?,
-        config.pool_max_size,
-        config.connect_timeout,
-    )
-}
-
-/// [`platform::db::pool_for`] with `Fast` recycling; the same TLS and
-/// timeouts. Connections are handed out last in, first out, as PgBouncer
-/// does by default (`server_round_robin = 0`): the most recently used
-/// connection's server process has its caches warm, and the ones a burst
-/// left behind go idle instead of being cycled through.
-pub fn pool_for(
-    settings: &ConnectionSettings,
-    max_size: usize,
-    connect_timeout: Duration,
-) -> anyhow::Result<Pool> {
-    let mut pg = settings.pg.clone();
-    pg.connect_timeout(connect_timeout);
-    let manager = Manager::from_config(
-        pg,
-        settings.tls()?,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Ok(Pool::builder(manager)
-        .max_size(max_size)
-        .queue_mode(QueueMode::Lifo)
-        .runtime(Runtime::Tokio1)
-        .create_timeout(Some(connect_timeout))
-        .wait_timeout(Some(connect_timeout))
-        .build()?)
+    platform::db::pool(config, Checkout::Unprobed)
 }
 
 /// The connection, not the statement, failed: it was closed under the

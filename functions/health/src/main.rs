@@ -9,7 +9,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let env = Env::process();
     let database = DatabaseConfig::from_env(&env)?;
     let config = HealthConfig::from_env(&env)?;
-    let state = AppState::new(platform::db::pool(&database)?, config)?;
+    let state = AppState::new(
+        platform::db::pool(&database, platform::db::Checkout::Verified)?,
+        config,
+    )?;
     let router = health::router(state.clone());
     platform::lambda::serve(router, move |event, _context| {
         let state = state.clone();

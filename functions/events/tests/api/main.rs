@@ -24,8 +24,13 @@ pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
     let db = TestDatabase::migrated().await;
     let config =
         IntakeConfig::from_env(&Env::from_pairs(settings.iter().copied())).expect("config");
-    let pool = events::db::pool_for(&db.settings(), 4, std::time::Duration::from_secs(10))
-        .expect("the function's pool");
+    let pool = platform::db::pool_for(
+        &db.settings(),
+        4,
+        std::time::Duration::from_secs(10),
+        platform::db::Checkout::Unprobed,
+    )
+    .expect("the function's pool");
     let state = AppState::new(pool, config);
     TestApp { db, state }
 }

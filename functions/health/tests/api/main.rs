@@ -41,7 +41,13 @@ pub fn unreachable_database_state() -> AppState {
         "postgres://nobody@127.0.0.1:{port}/nothing?sslmode=disable"
     ))
     .expect("url");
-    let pool = platform::db::pool_for(&settings, 1, Duration::from_secs(2)).expect("pool");
+    let pool = platform::db::pool_for(
+        &settings,
+        1,
+        Duration::from_secs(2),
+        platform::db::Checkout::Verified,
+    )
+    .expect("pool");
     AppState::new(
         pool,
         HealthConfig::from_env(&Env::from_pairs([])).expect("config"),
