@@ -17,7 +17,10 @@ use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use platform::{ApiError, ApiResult, db::Pool};
+use platform::{
+    ApiError, ApiResult,
+    db::{Pool, PooledClient},
+};
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
@@ -141,11 +144,13 @@ pub struct Change<T> {
 }
 
 /// A request whose session holds `R`:`A`.
+/// It keeps the connection the guard loaded the admin through, so the
+/// handler's reads and its change use it too: one checkout per request.
 pub struct Authorized<R: ResourceMarker, A: ActionMarker> {
     pub actor: Actor,
     pub origin: Origin,
     pub path: String,
-    access: Access,
+    client: PooledClient,
     permission: PhantomData<fn() -> (R, A)>,
 }
 
@@ -234,15 +239,16 @@ where
             actor,
             origin,
             path,
-            access,
+            client,
             permission: PhantomData,
         })
     }
 }
 
 impl<R: ResourceMarker, A: ActionMarker> Authorized<R, A> {
-    pub fn pool(&self) -> &Pool {
-        &self.access.pool
+    /// The request's connection, for reads.
+    pub fn client(&mut self) -> &mut PooledClient {
+        &mut self.client
     }
 
     /// Runs `change` in a transaction and writes its audit row in the same
@@ -252,12 +258,12 @@ impl<R: ResourceMarker, A: ActionMarker> Authorized<R, A> {
     /// recorded in a transaction of its own; `resource_id` names the target
     /// for that row.
     pub async fn mutate<T>(
-        &self,
+        &mut self,
         resource_id: &str,
         change: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> ApiResult<Change<T>>,
     ) -> ApiResult<T> {
-        let mut client = self.access.pool.get().await?;
-        let tx = client
+        let tx = self
+            .client
             .transaction()
             .await
             .map_err(ApiError::internal("starting a transaction"))?;
@@ -299,7 +305,7 @@ impl<R: ResourceMarker, A: ActionMarker> Authorized<R, A> {
                             None => error.to_string(),
                         },
                     );
-                    if let Err(cause) = refusal.insert(&**client).await {
+                    if let Err(cause) = refusal.insert(&**self.client).await {
                         tracing::error!(error = ?cause, "could not record a refused change");
                     }
                 }

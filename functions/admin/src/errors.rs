@@ -132,7 +132,7 @@ pub struct ErrorPage {
 /// `GET /api/admin/errors?severity=&resolved=&from=&to=&q=&limit=&cursor=`,
 /// most recently seen first.
 pub async fn list(
-    auth: Authorized<resource::Errors, action::Read>,
+    mut auth: Authorized<resource::Errors, action::Read>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ErrorPage>> {
     let query: ListQuery = platform::json::parse_query(query.as_deref())?;
@@ -153,7 +153,7 @@ pub async fn list(
     let from = paging::time("from", query.from)?;
     let to = paging::time("to", query.to)?;
     let pattern = query.q.as_deref().map(like_pattern);
-    let client = auth.pool().get().await?;
+    let client = auth.client();
     let rows = client
         .query(
             &format!(
@@ -200,11 +200,11 @@ pub struct ErrorDetail {
 /// `GET /api/admin/errors/{id}`: the group and up to 20 other rows with its
 /// fingerprint.
 pub async fn get(
-    auth: Authorized<resource::Errors, action::Read>,
+    mut auth: Authorized<resource::Errors, action::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ErrorDetail>> {
-    let client = auth.pool().get().await?;
-    let group = find(&**client, &id).await?;
+    let client = auth.client();
+    let group = find(&***client, &id).await?;
     let recent_occurrences = match &group.fingerprint {
         None => Vec::new(),
         Some(fingerprint) => client
@@ -238,7 +238,7 @@ struct Triage {
 /// Resolving records who and when; reopening clears both. Notes are
 /// appended, dated and signed, never overwritten.
 pub async fn triage(
-    auth: Authorized<resource::Errors, action::Update>,
+    mut auth: Authorized<resource::Errors, action::Update>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<ErrorGroup>> {

@@ -80,7 +80,7 @@ struct Filters {
 
 /// The filtered rows, newest first, starting after `after`.
 async fn query(
-    auth_pool: &platform::db::Pool,
+    client: &platform::db::PooledClient,
     filters: &Filters,
     after: Option<(NaiveDateTime, String)>,
     limit: i64,
@@ -103,7 +103,6 @@ async fn query(
         return Err(ApiError::invalid_field("to", "must not be before from"));
     }
     let (after_time, after_id) = after.unzip();
-    let client = auth_pool.get().await?;
     let rows = client
         .query(
             r#"SELECT "id", "userId", "userEmail", "userRole", "action", "resource", "resourceId", "changes",
@@ -146,13 +145,13 @@ pub struct AuditPage {
 
 /// `GET /api/admin/audit?userId=&resource=&resourceId=&action=&success=&from=&to=&limit=&cursor=`.
 pub async fn list(
-    auth: Authorized<resource::AuditLogs, action::Read>,
+    mut auth: Authorized<resource::AuditLogs, action::Read>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<AuditPage>> {
     let filters: Filters = platform::json::parse_query(raw.as_deref())?;
     let limit = paging::limit(filters.limit)?;
     let after = paging::time_cursor(filters.cursor.as_deref())?;
-    let rows = query(auth.pool(), &filters, after, limit + 1).await?;
+    let rows = query(auth.client(), &filters, after, limit + 1).await?;
     let (entries, next_cursor) =
         paging::finish(rows, limit, |r: &AuditRow| (r.timestamp, r.id.clone()));
     Ok(Json(AuditPage {
@@ -166,7 +165,7 @@ pub async fn list(
 /// at most [`EXPORT_PAGE_ROWS`] rows or [`EXPORT_PAGE_BYTES`] bytes; when
 /// more remain, `x-next-cursor` continues where it stopped.
 pub async fn export(
-    auth: Authorized<resource::AuditLogs, action::Export>,
+    mut auth: Authorized<resource::AuditLogs, action::Export>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let filters: Filters = platform::json::parse_query(raw.as_deref())?;
@@ -177,7 +176,7 @@ pub async fn export(
         ));
     }
     let after = paging::time_cursor(filters.cursor.as_deref())?;
-    let rows = query(auth.pool(), &filters, after, EXPORT_PAGE_ROWS + 1).await?;
+    let rows = query(auth.client(), &filters, after, EXPORT_PAGE_ROWS + 1).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut next_cursor = None;
     let write =
@@ -278,10 +277,10 @@ fn spreadsheet_safe(text: &str) -> String {
 
 /// `GET /api/admin/audit/verify`: recomputes the hash chain.
 pub async fn verify(
-    auth: Authorized<resource::AuditLogs, action::Read>,
+    mut auth: Authorized<resource::AuditLogs, action::Read>,
 ) -> ApiResult<Json<Verification>> {
-    let mut client = auth.pool().get().await?;
-    let report = audit::verify(&mut client)
+    let client = auth.client();
+    let report = audit::verify(client)
         .await
         .map_err(ApiError::internal("verifying the audit trail"))?;
     if !report.intact {

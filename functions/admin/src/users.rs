@@ -108,7 +108,7 @@ pub struct UserPage {
 /// `GET /api/admin/users?search=&role=&scope=admins|all&limit=&cursor=`,
 /// ordered by email then id.
 pub async fn list(
-    auth: Authorized<resource::Users, action::Read>,
+    mut auth: Authorized<resource::Users, action::Read>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<UserPage>> {
     let query: ListQuery = platform::json::parse_query(query.as_deref())?;
@@ -133,7 +133,7 @@ pub async fn list(
     }
     let pattern = query.search.as_deref().map(like_pattern);
     let (after_email, after_id) = after.unzip();
-    let client = auth.pool().get().await?;
+    let client = auth.client();
     let rows = client
         .query(
             &format!(
@@ -174,11 +174,11 @@ pub fn like_pattern(text: &str) -> String {
 
 /// `GET /api/admin/users/{userId}`.
 pub async fn get(
-    auth: Authorized<resource::Users, action::Read>,
+    mut auth: Authorized<resource::Users, action::Read>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<AdminUser>> {
-    let client = auth.pool().get().await?;
-    find(&**client, &user_id)
+    let client = auth.client();
+    find(&***client, &user_id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("user {user_id:?}")))
@@ -310,7 +310,7 @@ fn keep_one_super_admin(
 /// `POST /api/admin/users`: `{"userId" | "email", "role", "permissions"?}`
 /// makes an existing user an admin.
 pub async fn grant(
-    auth: Authorized<resource::Users, action::Create>,
+    mut auth: Authorized<resource::Users, action::Create>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<AdminUser>)> {
     let actor = auth.actor.clone();
@@ -395,7 +395,7 @@ pub async fn grant(
 
 /// `PATCH /api/admin/users/{userId}`: `{"role"?, "permissions"?}`.
 pub async fn update(
-    auth: Authorized<resource::Users, action::Update>,
+    mut auth: Authorized<resource::Users, action::Update>,
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<AdminUser>> {
@@ -447,7 +447,7 @@ pub async fn update(
 /// `DELETE /api/admin/users/{userId}`: revokes the admin grant; the user
 /// stays a user of the site.
 pub async fn revoke(
-    auth: Authorized<resource::Users, action::Delete>,
+    mut auth: Authorized<resource::Users, action::Delete>,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let actor = auth.actor.clone();
