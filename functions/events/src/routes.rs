@@ -146,8 +146,9 @@ impl FromRequest<AppState> for Beacon {
 /// for the escape is a substring search; only a body that has one is parsed
 /// again to name the field, so the hot path pays for the search alone.
 fn nul_field(body: &[u8]) -> Option<String> {
-    let finder = memchr::memmem::Finder::new(br"\u0000");
-    let escapes_a_nul = finder.find_iter(body).any(|at| {
+    static NUL_ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br"\u0000"));
+    let escapes_a_nul = NUL_ESCAPE.find_iter(body).any(|at| {
         // `\\u0000` is an escaped backslash followed by text, not a NUL.
         let backslashes = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
         backslashes % 2 == 0
