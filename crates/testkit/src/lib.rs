@@ -142,13 +142,16 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Sends `request` through a function's production router and asserts the
-/// status; returns the response headers and JSON body (null when empty).
-pub async fn call(
+/// Sends `request` through a function's production router; returns the
+/// status, headers and body bytes as they came.
+pub async fn send(
     router: axum::Router,
     request: axum::http::Request<axum::body::Body>,
-    expected: axum::http::StatusCode,
-) -> (axum::http::HeaderMap, serde_json::Value) {
+) -> (
+    axum::http::StatusCode,
+    axum::http::HeaderMap,
+    axum::body::Bytes,
+) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let described = format!("{} {}", request.method(), request.uri());
@@ -164,6 +167,18 @@ pub async fn call(
         .await
         .unwrap_or_else(|e| panic!("{described}: reading the body: {e}"))
         .to_bytes();
+    (status, headers, bytes)
+}
+
+/// Sends `request` through a function's production router and asserts the
+/// status; returns the response headers and JSON body (null when empty).
+pub async fn call(
+    router: axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+    expected: axum::http::StatusCode,
+) -> (axum::http::HeaderMap, serde_json::Value) {
+    let described = format!("{} {}", request.method(), request.uri());
+    let (status, headers, bytes) = send(router, request).await;
     let body = if bytes.is_empty() {
         serde_json::Value::Null
     } else {

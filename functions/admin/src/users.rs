@@ -281,6 +281,23 @@ async fn lock_admins(client: &impl GenericClient, user_id: &str) -> ApiResult<Ve
         .collect())
 }
 
+/// The admin a change or revocation targets, read after [`lock_admins`]
+/// (whose rows are returned too) and refused when the acting admin is
+/// outranked.
+async fn admin_to_change(
+    client: &impl GenericClient,
+    actor: &access::Actor,
+    user_id: &str,
+) -> ApiResult<(Vec<(String, bool)>, AdminUser)> {
+    let locked = lock_admins(client, user_id).await?;
+    let target = find(client, user_id)
+        .await?
+        .filter(AdminUser::is_admin)
+        .ok_or_else(|| ApiError::NotFound(format!("admin {user_id:?}")))?;
+    outranked_by(actor, &target)?;
+    Ok((locked, target))
+}
+
 /// Refuses a change that would leave no unrestricted super_admin: someone
 /// must always be able to manage everything, including the admins.
 /// `after` is what `target` holds after the change (`None`: revoked).
@@ -403,12 +420,7 @@ pub async fn update(
     let updated = auth
         .mutate(&user_id, async |tx| {
             let update: Update = platform::json::parse(&body)?;
-            let locked = lock_admins(&**tx, &user_id).await?;
-            let target = find(&**tx, &user_id)
-                .await?
-                .filter(AdminUser::is_admin)
-                .ok_or_else(|| ApiError::NotFound(format!("admin {user_id:?}")))?;
-            outranked_by(&actor, &target)?;
+            let (locked, target) = admin_to_change(&**tx, &actor, &user_id).await?;
             let role = match &update.role {
                 Some(text) => parse_role(text)?,
                 None => Role::parse(&target.role).unwrap_or(Role::User),
@@ -452,12 +464,7 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     let actor = auth.actor.clone();
     auth.mutate(&user_id, async |tx| {
-        let locked = lock_admins(&**tx, &user_id).await?;
-        let target = find(&**tx, &user_id)
-            .await?
-            .filter(AdminUser::is_admin)
-            .ok_or_else(|| ApiError::NotFound(format!("admin {user_id:?}")))?;
-        outranked_by(&actor, &target)?;
+        let (locked, target) = admin_to_change(&**tx, &actor, &user_id).await?;
         keep_one_super_admin(&locked, &user_id, None)?;
         tx.execute(
             r#"DELETE FROM "admin_users" WHERE "userId" = $1"#,

@@ -16,10 +16,8 @@ use axum::{
     body::Body,
     http::{HeaderMap, Request, StatusCode},
 };
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use testkit::TestDatabase;
-use tower::ServiceExt;
 
 /// The npm-generated session fixtures (tests/data/auth/generate.mjs).
 pub fn tokens() -> Value {
@@ -135,23 +133,12 @@ impl TestApp {
     }
 
     pub async fn raw(&self, request: Request<Body>) -> Answer {
-        let response = admin::router(self.state.clone())
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
+        let (status, headers, bytes) =
+            testkit::send(admin::router(self.state.clone()), request).await;
         Answer {
             status,
             headers,
-            bytes,
+            bytes: bytes.to_vec(),
         }
     }
 
