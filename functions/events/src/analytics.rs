@@ -665,7 +665,7 @@ pub const COPY_THRESHOLD: usize = 32;
 ///   add round trips. A single event (a page-view beacon) is one prepared
 ///   `INSERT ... VALUES ... ON CONFLICT DO NOTHING`: one round trip, and no
 ///   arrays to encode and unpack (6-15% more inserts per second than the
-///   UNNEST form in a pgbench comparison). A small batch is one prepared
+///   UNNEST form in a one-off pgbench comparison). A small batch is one prepared
 ///   `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`. A larger
 ///   one, never seen before, goes in by binary `COPY`,
 ///   PostgreSQL's fastest way in. A retried batch makes that COPY hit the
