@@ -244,6 +244,29 @@ impl ServerCertVerifier for ChainOnlyVerifier {
     }
 }
 
+/// The connection, not the statement, failed: it was closed under the
+/// client, or the server ended the session (`pg_terminate_backend`, a
+/// restart, a pooler or Neon closing an idle client), or refused it.
+pub fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::IDLE_SESSION_TIMEOUT,
+            ]
+            .contains(code)
+                || code.code().starts_with("08")
+        }
+        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
 /// How a pooled connection is checked when it is handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkout {

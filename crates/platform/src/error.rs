@@ -10,6 +10,18 @@
 //! offending input when there is one, and `requestId` is API Gateway's
 //! request id, which is also on every log line of the request. A 500 says
 //! nothing about its cause: the cause is logged here, once, with that id.
+//!
+//! A failure is classified by its cause wherever it is made into an
+//! `ApiError` ([`ApiError::internal`], `?` on a database or `anyhow`
+//! error), so no route can answer a client's bad data with a 500 because
+//! only PostgreSQL noticed it:
+//! - SQLSTATE class 22 (data exception: a number out of range, text the
+//!   encoding refuses) is a 400 `invalid_value`;
+//! - class 23 (integrity constraint): a unique or exclusion violation is a
+//!   409 naming the key's column, any other a 422 `constraint_violation`;
+//! - a lost or refused connection (class 08, an administrator's or a
+//!   crash's shutdown, a closed socket) and a transaction the server asks
+//!   to retry (40001, 40P01) are a 503 with `Retry-After`.
 
 use axum::{
     Json,
@@ -49,16 +61,28 @@ pub enum ApiError {
     /// 413: the body is larger than the route accepts.
     #[error("request body larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
-    /// 415: the body's media type is not one the route reads.
+    /// 415: the body's media type (or encoding) is not one the route reads.
     #[error("unsupported content type {0}")]
     UnsupportedMediaType(String),
+    /// 422: the request is well-formed, but the data breaks a rule of the
+    /// database (a check or foreign key, a required value).
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     /// 503: a dependency is unavailable; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
     /// 500: anything else. The cause is logged, never sent.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
+
+/// How long a client should wait before retrying a 503, in whole seconds
+/// (what OpenFeature's and most HTTP clients parse).
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl ApiError {
     /// A 400 naming the field at fault.
@@ -70,12 +94,24 @@ impl ApiError {
         }
     }
 
-    /// For `map_err`: a 500 whose logged cause says what was being done.
+    /// For `map_err`: a 500 whose logged cause says what was being done,
+    /// unless the cause is the client's data or a database that is away
+    /// (see the module documentation).
     pub fn internal<E>(doing: &'static str) -> impl FnOnce(E) -> Self
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        move |error| Self::Internal(anyhow::Error::new(error).context(doing))
+        move |error| Self::from_cause(anyhow::Error::new(error).context(doing))
+    }
+
+    /// The answer for a failure, by the first database error in its chain
+    /// of causes; a 500 when there is none or it is the server's fault.
+    pub fn from_cause(cause: anyhow::Error) -> Self {
+        cause
+            .chain()
+            .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+            .and_then(from_database)
+            .unwrap_or(Self::Internal(cause))
     }
 
     /// A 400 for a request that is malformed as a whole.
@@ -96,6 +132,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,6 +147,7 @@ impl ApiError {
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Unprocessable { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -118,7 +156,9 @@ impl ApiError {
     /// The input field at fault, when there is one.
     pub fn field(&self) -> Option<&str> {
         match self {
-            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
+            Self::BadRequest { field, .. }
+            | Self::Conflict { field, .. }
+            | Self::Unprocessable { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -126,8 +166,72 @@ impl ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> Self {
-        Self::Internal(error.into())
+        Self::from_cause(error.into())
     }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(cause: anyhow::Error) -> Self {
+        Self::from_cause(cause)
+    }
+}
+
+/// The answer a database error calls for, when it is not the server's
+/// fault. PostgreSQL's own message is about the value sent ("value
+/// overflows numeric format"), never about the query, so it is passed on;
+/// the `DETAIL`, which can quote other rows, is not.
+fn from_database(error: &tokio_postgres::Error) -> Option<ApiError> {
+    use tokio_postgres::error::SqlState;
+    if crate::db::connection_lost(error) {
+        return Some(ApiError::Unavailable(
+            "database unavailable: connection lost".into(),
+        ));
+    }
+    let db = error.as_db_error()?;
+    let code = db.code();
+    if [
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+    ]
+    .contains(code)
+    {
+        return Some(ApiError::Unavailable(
+            "a concurrent change got in the way; retry".into(),
+        ));
+    }
+    let field = db
+        .column()
+        .map(str::to_owned)
+        .or_else(|| key_columns(db.detail()?));
+    match &code.code()[..2] {
+        "22" => Some(ApiError::BadRequest {
+            code: "invalid_value",
+            message: db.message().to_owned(),
+            field,
+        }),
+        "23" if [SqlState::UNIQUE_VIOLATION, SqlState::EXCLUSION_VIOLATION].contains(code) => {
+            Some(ApiError::Conflict {
+                message: match &field {
+                    Some(key) => format!("a row with this {key} already exists"),
+                    None => db.message().to_owned(),
+                },
+                field,
+            })
+        }
+        "23" => Some(ApiError::Unprocessable {
+            code: "constraint_violation",
+            message: db.message().to_owned(),
+            field,
+        }),
+        _ => None,
+    }
+}
+
+/// The column(s) of a key violation's detail, `Key ("email")=(...) already
+/// exists`, without the values.
+fn key_columns(detail: &str) -> Option<String> {
+    let columns = detail.strip_prefix("Key (")?.split(")=(").next()?;
+    Some(columns.replace('"', ""))
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
@@ -182,10 +286,14 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             http::header::CACHE_CONTROL,
             http::HeaderValue::from_static("no-store"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(http::header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+        }
         response
     }
 }

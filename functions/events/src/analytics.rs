@@ -38,10 +38,13 @@ use platform::{ApiError, clock};
 use serde::{Deserialize, Deserializer, Serialize, de};
 use serde_json::{Map, Value, value::RawValue};
 use sha2::{Digest, Sha256};
-use tokio_postgres::{Statement, error::SqlState, types::Json};
+use tokio_postgres::{CopyInSink, Statement, error::SqlState, types::Json};
 use uuid::Uuid;
 
-use crate::client::{ClientContext, MAX_URL_CHARS};
+use crate::{
+    client::{ClientContext, MAX_URL_CHARS},
+    jsonb::{self, Unstorable},
+};
 
 /// Beyond this, a client should split its batch.
 pub const MAX_EVENTS_PER_BATCH: usize = 1_000;
@@ -50,8 +53,12 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 pub const MAX_EVENT_TYPE_CHARS: usize = 64;
 pub const MAX_EVENT_ID_CHARS: usize = 128;
 pub const MAX_FUNNEL_FIELD_CHARS: usize = 64;
-/// Size of one event's `eventData`, as sent.
+/// Size of one event's `eventData`, both as sent and as stored (its
+/// `jsonb` text form, which can be longer: see [`crate::jsonb`]).
 pub const MAX_EVENT_DATA_BYTES: usize = 16 * 1024;
+/// Nesting of one event's `eventData`. Analytics properties are nearly
+/// flat; this keeps far below what the server's stack allows.
+pub const MAX_EVENT_DATA_DEPTH: usize = 64;
 /// Client clocks drift and beacons queue offline; beyond these the
 /// timestamp is wrong, not late.
 const MAX_FUTURE_SKEW: chrono::Duration = chrono::Duration::hours(1);
@@ -106,6 +113,12 @@ fn check_text(
         return Err(field_error(
             path.to_string(),
             format!("{path} must not be empty"),
+        ));
+    }
+    if s.contains('\0') {
+        return Err(field_error(
+            path.to_string(),
+            format!("{path} must not contain NUL (\\u0000): PostgreSQL cannot store it"),
         ));
     }
     if s.len() > max && s.chars().count() > max {
@@ -472,6 +485,57 @@ fn id_from_hash(at: Option<DateTime<Utc>>, hash: Sha256) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// `eventData` must be an object PostgreSQL can store as `jsonb`, within
+/// the size limit as sent and as stored.
+fn check_event_data(data: &RawValue, path: FieldPath<'_>) -> Result<(), ApiError> {
+    let too_large = || {
+        field_error(
+            path.to_string(),
+            format!("{path} is larger than {MAX_EVENT_DATA_BYTES} bytes"),
+        )
+    };
+    if data.get().len() > MAX_EVENT_DATA_BYTES {
+        return Err(too_large());
+    }
+    let footprint = jsonb::check(data.get(), MAX_EVENT_DATA_DEPTH).map_err(|problem| {
+        let (field, message) = match problem {
+            Unstorable::Number(number) => (
+                path.to_string(),
+                format!("{path} holds the number {number}, beyond what PostgreSQL stores (131072 digits before the decimal point, 16383 after)"),
+            ),
+            Unstorable::TooDeep { limit } => (
+                path.to_string(),
+                format!("{path} is nested deeper than {limit} levels"),
+            ),
+            Unstorable::Nul => (
+                nul_path(data, path),
+                format!("{path} must not contain NUL (\\u0000): PostgreSQL cannot store it"),
+            ),
+            Unstorable::LoneSurrogate => {
+                return ApiError::BadRequest {
+                    code: "invalid_json",
+                    message: format!("the body is not valid JSON: {path} holds half a UTF-16 surrogate pair"),
+                    field: Some(path.to_string()),
+                };
+            }
+        };
+        field_error(field, message)
+    })?;
+    if footprint.stored_text_bytes > MAX_EVENT_DATA_BYTES {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+/// The member of `data` holding a NUL (`events[0].eventData.note`), when
+/// `data` can be read as a tree; else `data`'s own path.
+fn nul_path(data: &RawValue, path: FieldPath<'_>) -> String {
+    serde_json::from_str::<Value>(data.get())
+        .ok()
+        .and_then(|tree| platform::json::nul_field(&tree))
+        .map_or_else(|| path.to_string(), |inner| format!("{path}.{inner}"))
+}
+
 fn empty_object() -> &'static RawValue {
     serde_json::from_str("{}").unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
 }
@@ -580,18 +644,7 @@ fn parse_event<'a>(
             ));
         }
     };
-    if event_data.get().len() > MAX_EVENT_DATA_BYTES {
-        let path = at("eventData");
-        return Err(field_error(
-            path.to_string(),
-            format!("{path} is larger than {MAX_EVENT_DATA_BYTES} bytes"),
-        ));
-    }
-    // Kept as text, its strings were only checked for syntax: a `\u`
-    // escape may still be a lone surrogate, which jsonb would refuse.
-    if event_data.get().contains("\\u") {
-        serde_json::from_str::<Value>(event_data.get()).map_err(|e| malformed(&e))?;
-    }
+    check_event_data(event_data, at("eventData"))?;
     let data = Members::parse(event_data).map_err(|e| malformed(&e))?;
     let url = raw_text(data.get("url"), at("eventData.url"), MAX_URL_CHARS, false)?
         .or_else(|| client.page.as_deref().map(Cow::Borrowed));
@@ -660,21 +713,24 @@ pub const COPY_THRESHOLD: usize = 32;
 /// Repeating it stores nothing twice, which is what lets the route retry it
 /// on a fresh connection (`crate::db::write_retrying`).
 ///
-/// - Without funnel steps, the events are one statement in autocommit: a
-///   single statement is atomic on its own, so BEGIN and COMMIT would only
-///   add round trips. A single event (a page-view beacon) is one prepared
-///   `INSERT ... VALUES ... ON CONFLICT DO NOTHING`: one round trip, and no
-///   arrays to encode and unpack (6-15% more inserts per second than the
-///   UNNEST form in a one-off pgbench comparison). A small batch is one prepared
-///   `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`. A larger
-///   one, never seen before, goes in by binary `COPY`,
-///   PostgreSQL's fastest way in. A retried batch makes that COPY hit the
-///   primary key, which stores nothing; the batch then goes in again by the
-///   INSERT, which keeps exactly the rows not stored before. Retries are
-///   rare, so the slower path is paid rarely.
-/// - Funnel steps are written in the same transaction as their events; a
-///   COPY that hits the primary key aborts that transaction, and a second
-///   one stores the events by the INSERT.
+/// - A single event (a page-view beacon) is one prepared `INSERT ...
+///   VALUES ... ON CONFLICT DO NOTHING` in autocommit: one round trip, and
+///   no arrays to encode and unpack (6-15% more inserts per second than the
+///   UNNEST form in a one-off pgbench comparison). A small batch is one
+///   prepared `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`.
+///   A single statement is atomic on its own, and tokio-postgres returns
+///   its result only at `ReadyForQuery`, after the implicit commit, so a
+///   commit that fails is an error here.
+/// - A larger batch, never seen before, goes in by binary `COPY`,
+///   PostgreSQL's fastest way in, inside an explicit transaction whose
+///   COMMIT is sent while the COPY's data is still going out. An
+///   autocommit COPY would not do: its result (`CommandComplete`) arrives
+///   before the implicit commit has happened, and a commit that failed
+///   would go unnoticed. A retried batch makes that COPY hit the primary
+///   key, which stores nothing; the batch then goes in again by the INSERT,
+///   which keeps exactly the rows not stored before. Retries are rare, so
+///   the slower path is paid rarely.
+/// - Funnel steps are written in the same transaction as their events.
 pub async fn store(
     client: &mut PooledClient,
     batch: &Batch<'_>,
@@ -688,7 +744,7 @@ pub async fn store(
     };
     if batch.events.iter().all(|e| e.funnel.is_none()) {
         let inserted = match (&copy, batch.events.as_slice()) {
-            (Some(copy), _) if copy_events(client, copy, batch).await? => batch.events.len(),
+            (Some(copy), _) if copy_committed(client, copy, batch).await? => batch.events.len(),
             (_, [event]) => insert_one_event(&*client, batch, event).await?,
             _ => insert_new_events(&*client, batch).await?.len(),
         };
@@ -701,7 +757,7 @@ pub async fn store(
     }
     if let Some(copy) = &copy {
         let tx = client.transaction().await?;
-        if copy_events(tx.client(), copy, batch).await? {
+        if copy_events(&tx, copy, batch).await? {
             let inserted = batch.events.iter().map(|e| e.id).collect();
             let stored = store_funnel_steps(&tx, batch, &inserted).await?;
             tx.commit().await?;
@@ -718,20 +774,54 @@ pub async fn store(
 
 const COPY_EVENTS: &str = r#"COPY "analytics_events" ("id", "userId", "sessionId", "eventType", "eventData", "url", "referrer", "userAgent", "ipAddress", "timestamp") FROM STDIN (FORMAT binary)"#;
 
-/// True if every event went in by COPY; false if some were stored before
-/// (nothing of this attempt is kept then; a transaction it ran in is
-/// aborted).
-async fn copy_events(
-    connection: &tokio_postgres::Client,
+/// The batch by COPY in a transaction of its own, committed: true if every
+/// event went in, false if some were stored before (nothing of this attempt
+/// is kept then).
+///
+/// The COMMIT is queued behind the COPY before the COPY's answer came
+/// back, which saves its round trip: the connection sends requests in
+/// order and does not start the COMMIT until the COPY's data has all gone
+/// out. A COPY that failed has aborted the transaction, and the COMMIT then
+/// only ends it (PostgreSQL answers it with ROLLBACK); the COPY's own error
+/// says what happened. A COPY that succeeded and a COMMIT that returned no
+/// error mean committed.
+async fn copy_committed(
+    client: &mut PooledClient,
     copy: &Statement,
     batch: &Batch<'_>,
 ) -> Result<bool, tokio_postgres::Error> {
-    let copied = async {
-        let mut sink = std::pin::pin!(connection.copy_in(copy).await?);
-        sink.send(copy_rows(batch)).await?;
-        sink.finish().await
+    let tx = client.transaction().await?;
+    let sink = tx.copy_in(copy).await;
+    let (copied, committed) = tokio::join!(send_rows(sink, batch), tx.commit());
+    let all = copied_all(copied)?;
+    if all {
+        committed?;
     }
-    .await;
+    Ok(all)
+}
+
+/// The batch by COPY in the caller's transaction: true if every event went
+/// in, false if some were stored before (the transaction is aborted then).
+async fn copy_events(
+    tx: &PooledTransaction<'_>,
+    copy: &Statement,
+    batch: &Batch<'_>,
+) -> Result<bool, tokio_postgres::Error> {
+    copied_all(send_rows(tx.copy_in(copy).await, batch).await)
+}
+
+async fn send_rows(
+    sink: Result<CopyInSink<axum::body::Bytes>, tokio_postgres::Error>,
+    batch: &Batch<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let mut sink = std::pin::pin!(sink?);
+    sink.send(copy_rows(batch)).await?;
+    sink.finish().await
+}
+
+/// A COPY that hit the primary key stored nothing: some of its events had
+/// been stored before.
+fn copied_all(copied: Result<u64, tokio_postgres::Error>) -> Result<bool, tokio_postgres::Error> {
     match copied {
         Ok(_) => Ok(true),
         Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),

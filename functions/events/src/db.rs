@@ -25,35 +25,12 @@ use deadpool_postgres::Object;
 use platform::{
     ApiError, ApiResult,
     config::DatabaseConfig,
-    db::{Checkout, Pool, PooledClient},
+    db::{Checkout, Pool, PooledClient, connection_lost},
 };
-use tokio_postgres::error::SqlState;
 
 /// The function's pool: platform's, handing out connections unprobed.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
     platform::db::pool(config, Checkout::Unprobed)
-}
-
-/// The connection, not the statement, failed: it was closed under the
-/// client, or the server ended the session (`pg_terminate_backend`, a
-/// restart, a pooler or Neon closing an idle client).
-pub fn connection_lost(error: &tokio_postgres::Error) -> bool {
-    if error.is_closed() {
-        return true;
-    }
-    match error.code() {
-        Some(code) => {
-            [
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-                SqlState::CANNOT_CONNECT_NOW,
-                SqlState::IDLE_SESSION_TIMEOUT,
-            ]
-            .contains(code)
-                || code.code().starts_with("08")
-        }
-        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
-    }
 }
 
 /// Runs `write` on a pooled connection; if the connection turns out to be

@@ -12,6 +12,7 @@ pub mod db;
 pub mod device;
 pub mod errors;
 pub mod fingerprint;
+pub mod jsonb;
 pub mod routes;
 pub mod vitals;
 

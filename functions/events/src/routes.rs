@@ -45,8 +45,20 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// JSON, or `text/plain` (what `sendBeacon` sends for a string), or no type
-/// at all; anything else is refused before the body is read.
+/// at all; anything else is refused before the body is read. So is a
+/// `Content-Encoding` (gzip, say): the intake does not decode bodies, and
+/// reading compressed bytes as text would be a wrong 400 at best.
 fn check_content_type(request: &Request) -> ApiResult<()> {
+    if let Some(encoding) = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e != "identity")
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "content encoding {encoding}; send the body uncompressed"
+        )));
+    }
     let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -108,11 +120,19 @@ pub struct Beacon {
 }
 
 impl Beacon {
-    /// The body as a JSON tree; malformed JSON is a 400.
+    /// The body as a JSON tree; malformed JSON is a 400, and so is a NUL
+    /// anywhere in it (PostgreSQL text cannot hold one), naming its field.
     pub fn json(&self) -> ApiResult<Value> {
-        serde_json::from_slice(&self.body).map_err(|e| {
+        let value = serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        })
+        })?;
+        if let Some(field) = platform::json::nul_field(&value) {
+            return Err(ApiError::invalid_field(
+                field,
+                "must not contain NUL (\\u0000): PostgreSQL cannot store it",
+            ));
+        }
+        Ok(value)
     }
 }
 
@@ -131,33 +151,8 @@ impl FromRequest<AppState> for Beacon {
         let body = body_bytes(request)
             .await
             .map_err(IntoResponse::into_response)?;
-        if let Some(field) = nul_field(&body) {
-            return Err(ApiError::invalid_field(
-                field,
-                "must not contain NUL (\\u0000): PostgreSQL cannot store it",
-            )
-            .into_response());
-        }
         Ok(Self { client, body })
     }
-}
-
-/// The field of a JSON body holding an escaped NUL, if one does. The scan
-/// for the escape is a substring search; only a body that has one is parsed
-/// again to name the field, so the hot path pays for the search alone.
-fn nul_field(body: &[u8]) -> Option<String> {
-    static NUL_ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br"\u0000"));
-    let escapes_a_nul = NUL_ESCAPE.find_iter(body).any(|at| {
-        // `\\u0000` is an escaped backslash followed by text, not a NUL.
-        let backslashes = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
-        backslashes % 2 == 0
-    });
-    if !escapes_a_nul {
-        return None;
-    }
-    let value: Value = serde_json::from_slice(body).ok()?;
-    platform::json::nul_field(&value)
 }
 
 /// Parsed straight from the body's bytes, without a JSON tree (see

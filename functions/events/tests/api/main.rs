@@ -2,6 +2,7 @@
 
 mod analytics;
 mod bots_and_cors;
+mod commit;
 mod connections;
 mod errors;
 mod vitals;
