@@ -6,6 +6,8 @@
 //! from a CA made for that test, so the tests share nothing and can run in
 //! parallel.
 
+mod errors;
+
 use std::path::{Path, PathBuf};
 
 use platform::db::{self, ConnectionSettings};

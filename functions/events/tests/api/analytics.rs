@@ -521,3 +521,131 @@ async fn a_nul_character_anywhere_is_a_400_naming_its_field_not_a_500() {
     app.post_json(&text, StatusCode::ACCEPTED).await;
     assert_eq!(app.count("analytics_events").await, 1);
 }
+
+#[tokio::test]
+async fn numbers_beyond_what_jsonb_stores_are_a_400_naming_event_data() {
+    let app = spawn_app(&[]).await;
+    for number in ["1e200000", "1e-200000", "0e-99999"] {
+        let body = format!(
+            r#"{{"sessionId": "s1", "events": [{{"eventType": "x", "eventData": {{"n": {number}}}}}]}}"#
+        );
+        let answer = app
+            .post(
+                "/api/analytics/events",
+                &[("content-type", "application/json")],
+                body,
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        assert_eq!(answer["error"]["field"], "events[0].eventData", "{number}");
+    }
+    assert_eq!(app.count("analytics_events").await, 0);
+}
+
+#[tokio::test]
+async fn a_nul_is_found_even_where_the_body_cannot_be_read_as_a_tree() {
+    let app = spawn_app(&[]).await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        (
+            r#"{"sessionId": "s\u00001", "eventType": "x", "other": 1e400}"#.to_owned(),
+            "sessionId",
+        ),
+        (
+            format!(r#"{{"sessionId": "s1", "events": [{{"eventType": "x\u0000", "n": {deep}}}]}}"#),
+            "events[0].eventType",
+        ),
+        (
+            r#"{"sessionId": "s1", "events": [{"eventType": "x", "eventData": {"a": "\u0000", "n": 1e400}}]}"#.to_owned(),
+            "events[0].eventData",
+        ),
+    ];
+    for (body, field) in cases {
+        let answer = app
+            .post(
+                "/api/analytics/events",
+                &[("content-type", "application/json")],
+                body,
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        assert_eq!(answer["error"]["field"], field);
+    }
+    assert_eq!(app.count("analytics_events").await, 0);
+}
+
+#[tokio::test]
+async fn the_size_limit_holds_for_event_data_as_stored_not_only_as_sent() {
+    let app = spawn_app(&[]).await;
+    // 7 bytes sent, 17,001 digits stored.
+    let expands = r#"{"sessionId": "s1", "eventType": "x", "eventData": {"n": 1e17000}}"#;
+    let answer = app
+        .post(
+            "/api/analytics/events",
+            &[("content-type", "application/json")],
+            expands,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(answer["error"]["field"], "eventData");
+
+    let fits = r#"{"sessionId": "s1", "eventType": "x", "eventData": {"n": 1e5000}}"#;
+    app.post(
+        "/api/analytics/events",
+        &[("content-type", "application/json")],
+        fits,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let stored: i32 = app
+        .db
+        .connect()
+        .await
+        .query_one(
+            r#"SELECT length("eventData"::text) FROM "analytics_events""#,
+            &[],
+        )
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(i64::from(stored), 5001 + r#"{"n": }"#.len() as i64);
+}
+
+#[tokio::test]
+async fn event_data_nested_deeper_than_the_limit_is_a_400() {
+    let app = spawn_app(&[]).await;
+    let depth = events::analytics::MAX_EVENT_DATA_DEPTH;
+    let data = format!("{}1{}", r#"{"a":"#.repeat(depth + 1), "}".repeat(depth + 1));
+    let answer = app
+        .post(
+            "/api/analytics/events",
+            &[("content-type", "application/json")],
+            format!(r#"{{"sessionId": "s1", "eventType": "x", "eventData": {data}}}"#),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(answer["error"]["field"], "eventData");
+}
+
+#[tokio::test]
+async fn a_compressed_body_is_a_415_not_read_as_text() {
+    let app = spawn_app(&[]).await;
+    for uri in [
+        "/api/analytics/events",
+        "/api/analytics/vitals",
+        "/api/analytics/errors",
+    ] {
+        let answer = app
+            .post(
+                uri,
+                &[
+                    ("content-type", "application/json"),
+                    ("content-encoding", "gzip"),
+                ],
+                r#"{"sessionId": "s1", "eventType": "x"}"#,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            )
+            .await;
+        assert_eq!(answer["error"]["code"], "unsupported_media_type");
+    }
+}
