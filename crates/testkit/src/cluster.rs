@@ -18,6 +18,23 @@ pub struct ClusterOptions {
     /// `host all postgres 127.0.0.1/32 trust` line: [`LocalCluster::psql`]
     /// and the admin URL connect that way, without TLS.
     pub hba: Option<String>,
+    /// PostgreSQL's default durability (`synchronous_commit = on`), for
+    /// tests that crash the server and count what survived. Test clusters
+    /// otherwise commit asynchronously, which loses the last commits on an
+    /// immediate shutdown.
+    pub durable: bool,
+    /// More `postgresql.conf` lines.
+    pub settings: Option<String>,
+}
+
+/// How [`LocalCluster::stop`] shuts the server down (`pg_ctl -m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Ends every session, checkpoints, exits.
+    Fast,
+    /// Kills every process at once, as a crash would; the next start
+    /// recovers from the WAL.
+    Immediate,
 }
 
 /// A running cluster. The shared one lives on; one started with
@@ -149,11 +166,13 @@ impl LocalCluster {
                 "--no-locale",
                 "--no-sync",
             ]))?;
-        let mut conf = String::from(
-            "\n# test cluster: durability off, this data is thrown away\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
-             max_connections = 300\nlisten_addresses = '127.0.0.1'\n",
-        );
+        let mut conf = String::from("\nmax_connections = 300\nlisten_addresses = '127.0.0.1'\n");
+        if !options.durable {
+            conf.push_str(
+                "# test cluster: durability off, this data is thrown away\n\
+                 fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
+            );
+        }
         if options.tls.is_some() {
             let cert = self.dir.join("server.crt");
             let key = self.dir.join("server.key");
@@ -170,6 +189,10 @@ impl LocalCluster {
                 key.display()
             ));
         }
+        if let Some(settings) = &options.settings {
+            conf.push_str(settings);
+            conf.push('\n');
+        }
         append(&data.join("postgresql.conf"), &conf)?;
         if let Some(hba) = &options.hba {
             let path = data.join("pg_hba.conf");
@@ -179,6 +202,25 @@ impl LocalCluster {
             }
         }
         Ok(())
+    }
+
+    /// Shuts the server down; [`LocalCluster::restart`] brings it back on
+    /// the same port.
+    pub fn stop(&self, mode: Shutdown) -> anyhow::Result<()> {
+        let mode = match mode {
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
+        };
+        run(self
+            .as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", mode, "-w", "stop"]))
+    }
+
+    /// Starts a stopped server again; returns once it accepts connections.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.launch()
     }
 
     fn launch(&self) -> anyhow::Result<()> {

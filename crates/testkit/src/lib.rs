@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use platform::db::ConnectionSettings;
 use tokio_postgres::NoTls;
 
-pub use cluster::{ClusterOptions, LocalCluster};
+pub use cluster::{ClusterOptions, LocalCluster, Shutdown};
 
 /// The admin URL of the server tests use.
 pub fn server_url() -> &'static str {

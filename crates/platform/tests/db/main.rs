@@ -90,6 +90,7 @@ impl TlsServer {
         let cluster = LocalCluster::start(&ClusterOptions {
             tls: Some(ca.issue(names)),
             hba: Some(HBA.to_owned()),
+            ..ClusterOptions::default()
         })
         .expect("starting a cluster with TLS");
         let legacy_has_md5_password = cluster

@@ -5,6 +5,7 @@ mod bots_and_cors;
 mod commit;
 mod connections;
 mod errors;
+mod restarts;
 mod storable;
 mod vitals;
 
