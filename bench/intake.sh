@@ -12,10 +12,27 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/lib/postgres.sh"
 
+# wrk drives the single-event round (a Python client tops out near 3k req/s).
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing wrk (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  else
+    echo "wrk not found: install it (Debian: apt-get install wrk)" >&2
+    exit 1
+  fi
+fi
+command -v psql >/dev/null 2>&1 || { echo "psql not found: install postgresql-client" >&2; exit 1; }
+
 cargo build --quiet --release -p migrate --manifest-path "$root/Cargo.toml"
-cargo build --quiet --release -p events --example bench_server --manifest-path "$root/Cargo.toml"
+# INTAKE_SERVER: a bench_server built from another tree, to compare trees
+# (each run's ratios are against baselines measured in that run).
+if [ -z "${INTAKE_SERVER:-}" ]; then
+  cargo build --quiet --release -p events --example bench_server --manifest-path "$root/Cargo.toml"
+  INTAKE_SERVER="$root/target/release/examples/bench_server"
+fi
 
 bench_server
 PGBENCH="${PGBENCH:-$(pg_bin_dir)/pgbench}"
 export BENCH_POSTGRES_URL PGBENCH
-python3 "$root/bench/intake.py" "$root/target/release/migrate" "$root/target/release/examples/bench_server"
+python3 "$root/bench/intake.py" "$root/target/release/migrate" "$INTAKE_SERVER"

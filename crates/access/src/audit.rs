@@ -17,6 +17,8 @@ use crate::rbac::{Action, Resource};
 
 /// Longest `errorMessage` and `userAgent` kept; the rest is cut.
 const MAX_TEXT_CHARS: usize = 1000;
+/// Longest id, email, role, name or address kept.
+const MAX_KEY_CHARS: usize = 255;
 /// At most this many problems are listed by a verification; counts stay exact.
 pub const MAX_LISTED_PROBLEMS: usize = 100;
 
@@ -96,11 +98,19 @@ impl Entry {
 
     /// Writes the row through `client`: inside the change's transaction for
     /// a success, in autocommit for a refusal.
+    ///
+    /// Every text is made storable first (NUL replaced, lengths cut), and so
+    /// are the strings and keys of `changes`: much of a row is chosen by
+    /// whoever is refused (a grant body's email, a JSON key, a user agent),
+    /// and a row must never fail to be written because of what an attacker
+    /// sent.
     pub async fn insert(
         &self,
         client: &impl GenericClient,
     ) -> Result<String, tokio_postgres::Error> {
         let id = platform::ids::new_id();
+        let short = |text: &str| storable(text, MAX_KEY_CHARS);
+        let long = |text: &str| storable(text, MAX_TEXT_CHARS);
         client
             .execute(
                 r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource",
@@ -108,18 +118,18 @@ impl Entry {
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
                 &[
                     &id,
-                    &self.recorder.user_id,
-                    &self.recorder.email,
-                    &self.recorder.role,
-                    &self.action,
-                    &self.resource,
-                    &self.resource_id,
-                    &self.changes,
-                    &self.origin.ip_address,
-                    &self.origin.user_agent.as_deref().map(cut),
-                    &self.origin.request_id,
+                    &short(&self.recorder.user_id),
+                    &short(&self.recorder.email),
+                    &short(&self.recorder.role),
+                    &short(&self.action),
+                    &short(&self.resource),
+                    &short(&self.resource_id),
+                    &self.changes.clone().map(storable_json),
+                    &self.origin.ip_address.as_deref().map(short),
+                    &self.origin.user_agent.as_deref().map(long),
+                    &self.origin.request_id.as_deref().map(short),
                     &self.success,
-                    &self.error_message,
+                    &self.error_message.as_deref().map(long),
                     &platform::clock::now_millis(),
                 ],
             )
@@ -128,8 +138,33 @@ impl Entry {
     }
 }
 
+/// `text` as PostgreSQL text can hold it: U+0000 becomes U+FFFD (the
+/// replacement character, visibly not what was sent), and at most `max`
+/// characters are kept.
+fn storable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// `value` with every string and key made storable (see [`storable`];
+/// values are not cut: a change's before and after are kept whole).
+fn storable_json(value: Value) -> Value {
+    match value {
+        Value::String(text) if text.contains('\0') => Value::String(text.replace('\0', "\u{FFFD}")),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), storable_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn cut(text: &str) -> String {
-    text.chars().take(MAX_TEXT_CHARS).collect()
+    storable(text, MAX_TEXT_CHARS)
 }
 
 /// Keys whose values never enter the audit trail.
@@ -186,6 +221,15 @@ pub enum Problem {
     },
     /// A row without a link: written with the chain trigger disabled.
     Unchained { audit_id: String },
+    /// The chain starts over from the genesis hash after its first
+    /// sequence number: the links before were removed together (the trail
+    /// was truncated with its triggers disabled), and what remains verifies
+    /// on its own. `first_seq` is the number the chain started with.
+    Restarted {
+        seq: i64,
+        audit_id: String,
+        first_seq: i64,
+    },
     /// A row whose timestamp is not when it entered the chain: back- or
     /// forward-dated, or slipped in among the migration's backfill.
     OutOfOrder {
@@ -208,6 +252,9 @@ pub struct Verification {
     /// The last link's hash: recorded somewhere else (a ticket, a log
     /// archive), it also proves the chain was not cut short since.
     pub head_hash: Option<String>,
+    /// The sequence range the verification covered, first to head: kept
+    /// beside earlier reports, it shows a trail that shrank.
+    pub first_seq: Option<i64>,
     pub head_seq: Option<i64>,
 }
 
@@ -230,6 +277,16 @@ pub async fn verify(
         .read_only(true)
         .start()
         .await?;
+    // The identity's own first value: a genesis link numbered after it is
+    // a chain that started over.
+    let first_seq: i64 = tx
+        .query_one(
+            r#"SELECT s."seqstart" FROM pg_catalog.pg_sequence s
+               WHERE s."seqrelid" = pg_get_serial_sequence('"audit_trail"."chain"', 'seq')::regclass"#,
+            &[],
+        )
+        .await?
+        .get(0);
     let links = tx
         .query_raw(
             r#"SELECT c."seq", c."auditId", c."prevHash", c."hash",
@@ -248,6 +305,7 @@ pub async fn verify(
         problem_count: 0,
         problems: Vec::new(),
         head_hash: None,
+        first_seq: None,
         head_seq: None,
     };
     let note = |report: &mut Verification, problem: Problem| {
@@ -294,7 +352,17 @@ pub async fn verify(
             }
         }
         live_seen |= !backfilled;
-        if prev_hash != previous {
+        report.first_seq.get_or_insert(seq);
+        if prev_hash == GENESIS && seq != first_seq {
+            note(
+                &mut report,
+                Problem::Restarted {
+                    seq,
+                    audit_id: audit_id.clone(),
+                    first_seq,
+                },
+            );
+        } else if prev_hash != previous {
             note(
                 &mut report,
                 Problem::BrokenLink {

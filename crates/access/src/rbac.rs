@@ -228,6 +228,36 @@ pub fn parse_overrides(value: &Value) -> Result<Vec<Override>, InvalidPermission
     Ok(out)
 }
 
+/// Parses a request's `permissions` into the canonical form that is stored:
+/// every action of an entry at most once (a 400 otherwise, naming the
+/// entry's `actions`), in a fixed order, `manage` standing alone for all of
+/// them. With each resource named at most once, a stored override is never
+/// longer than one entry per resource plus `*`: a request cannot bloat the
+/// row, nor the audit trail that records it.
+pub fn parse_submitted(value: &Value) -> Result<Vec<Override>, InvalidPermissions> {
+    let overrides = parse_overrides(value)?;
+    overrides
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let mut seen = Vec::with_capacity(entry.actions.len());
+            for action in &entry.actions {
+                if seen.contains(action) {
+                    return Err(InvalidPermissions {
+                        field: format!("permissions[{i}].actions"),
+                        message: format!("{action} is listed twice; list each action once"),
+                    });
+                }
+                seen.push(*action);
+            }
+            Ok(Override {
+                resource: entry.resource,
+                actions: Actions::of(&entry.actions).names(),
+            })
+        })
+        .collect()
+}
+
 fn list<T: fmt::Display>(items: &[T]) -> String {
     items
         .iter()

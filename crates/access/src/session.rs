@@ -30,6 +30,10 @@ pub const CLOCK_SKEW_SECONDS: i64 = 15;
 /// four chunks.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+/// `sub` is a `users.id`: Prisma's cuids and the bundle's UUIDs are far
+/// shorter; anything longer is not an id of this application.
+pub const MAX_SUB_BYTES: usize = 255;
+
 const V4_COOKIES: [&str; 2] = [
     "__Secure-next-auth.session-token",
     "next-auth.session-token",
@@ -175,13 +179,18 @@ impl SessionKeys {
             .ok_or(SessionError::Undecryptable)?;
         let claims: Claims = serde_json::from_slice(&payload)
             .map_err(|error| SessionError::Claims(error.to_string()))?;
-        if claims.sub.is_empty() || claims.sub.len() > 255 {
+        if claims.sub.is_empty() || claims.sub.len() > MAX_SUB_BYTES || claims.sub.contains('\0') {
             return Err(SessionError::Claims("sub must be a user id".into()));
         }
-        if claims.exp + CLOCK_SKEW_SECONDS < now {
+        // Saturating: a token's numbers are the client's, and i64::MAX or
+        // i64::MIN must neither overflow nor wrap into a valid lifetime.
+        if claims.exp.saturating_add(CLOCK_SKEW_SECONDS) < now {
             return Err(SessionError::Expired);
         }
-        if claims.iat.is_some_and(|iat| iat - CLOCK_SKEW_SECONDS > now) {
+        if claims
+            .iat
+            .is_some_and(|iat| iat.saturating_sub(CLOCK_SKEW_SECONDS) > now)
+        {
             return Err(SessionError::NotYetValid);
         }
         Ok(claims)

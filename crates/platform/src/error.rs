@@ -75,6 +75,12 @@ pub enum ApiError {
     /// 503: a dependency is unavailable; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// Any other 4xx or 5xx status: what axum's router or an extractor
+    /// answered (a method the path does not take, a body over the route's
+    /// limit, a path parameter that is not UTF-8), in this shape
+    /// ([`crate::http`]). The text of a 5xx is logged, never sent.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     /// 500: anything else. The cause is logged, never sent.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -114,6 +120,14 @@ impl ApiError {
             .unwrap_or(Self::Internal(cause))
     }
 
+    /// `status` with `message`, for answers made outside this type.
+    pub fn rejected(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::Rejected {
+            status,
+            message: message.into(),
+        }
+    }
+
     /// A 400 for a request that is malformed as a whole.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
@@ -134,6 +148,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Rejected { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -149,6 +164,25 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unprocessable { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
+            Self::Rejected { status, .. } => match status.as_u16() {
+                400 => "bad_request",
+                401 => "unauthorized",
+                403 => "forbidden",
+                404 => "not_found",
+                405 => "method_not_allowed",
+                406 => "not_acceptable",
+                408 => "request_timeout",
+                409 => "conflict",
+                411 => "length_required",
+                413 => "payload_too_large",
+                414 => "uri_too_long",
+                415 => "unsupported_media_type",
+                422 => "unprocessable_entity",
+                429 => "too_many_requests",
+                503 => "unavailable",
+                500..=599 => "internal",
+                _ => "rejected",
+            },
             Self::Internal(_) => "internal",
         }
     }
@@ -274,6 +308,10 @@ impl IntoResponse for ApiError {
             Self::Unavailable(reason) => {
                 tracing::warn!(%reason, "dependency unavailable");
                 self.to_string()
+            }
+            Self::Rejected { status, message } if status.is_server_error() => {
+                tracing::error!(%status, %message, "request failed");
+                "internal error; quote the request id when reporting it".to_owned()
             }
             _ => self.to_string(),
         };

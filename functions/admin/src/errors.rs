@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::{GenericClient, Row};
 
-use crate::paging;
+use crate::paging::{self, Page};
 use crate::users::like_pattern;
 
 const COLUMNS: &str = r#""id", "message", "stack", "errorType", "url", "userId", "sessionId", "userAgent", "browser",
@@ -122,19 +122,12 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorPage {
-    errors: Vec<ErrorGroup>,
-    next_cursor: Option<String>,
-}
-
 /// `GET /api/admin/errors?severity=&resolved=&from=&to=&q=&limit=&cursor=`,
 /// most recently seen first.
 pub async fn list(
     mut auth: Authorized<resource::Errors, action::Read>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<ErrorPage>> {
+) -> ApiResult<Json<Page>> {
     let query: ListQuery = platform::json::parse_query(query.as_deref())?;
     let limit = paging::limit(query.limit)?;
     if let Some(severity) = &query.severity
@@ -181,12 +174,12 @@ pub async fn list(
         .await
         .map_err(ApiError::internal("listing error groups"))?;
     let groups = rows.iter().map(ErrorGroup::from_row).collect();
-    let (errors, next_cursor) =
-        paging::finish(groups, limit, |g: &ErrorGroup| (g.timestamp, g.id.clone()));
-    Ok(Json(ErrorPage {
-        errors,
-        next_cursor,
-    }))
+    Ok(Json(Page::new(
+        "errors",
+        groups,
+        limit,
+        |g: &ErrorGroup| (g.timestamp, g.id.clone()),
+    )))
 }
 
 #[derive(Serialize)]

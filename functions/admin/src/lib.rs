@@ -21,6 +21,7 @@
 
 pub mod bootstrap;
 pub mod commands;
+pub mod csv_export;
 pub mod errors;
 pub mod paging;
 pub mod trail;
@@ -29,13 +30,13 @@ pub mod users;
 use access::Access;
 use axum::{
     Router,
-    extract::{FromRef, Request},
+    extract::{DefaultBodyLimit, FromRef, Request},
     http::{Method, header},
     middleware::{self, Next},
     response::Response,
     routing::get,
 };
-use platform::{ApiError, request_id};
+use platform::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -48,8 +49,14 @@ impl FromRef<AppState> for Access {
     }
 }
 
+/// The largest body an admin mutation takes. The biggest legitimate one (a
+/// grant with an override for every resource) is under 2 KiB; refused
+/// bodies are cut into the audit trail, and accepted ones are stored in it
+/// whole, so this bounds what one request can add to an append-only table.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/admin/users", get(users::list).post(users::grant))
         .route(
             "/api/admin/users/{userId}",
@@ -63,10 +70,10 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/errors/{id}",
             get(errors::get).patch(errors::triage),
         )
-        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(screen))
-        .layer(middleware::from_fn(request_id::middleware))
-        .with_state(state)
+        .with_state(state);
+    platform::http::finish(routes)
 }
 
 /// Refuses before routing what no admin route can take: a path holding an

@@ -14,15 +14,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::Row;
 
-use crate::paging;
+use crate::{
+    csv_export::CsvPage,
+    paging::{self, Page},
+};
 
 /// Most rows one CSV export holds.
 pub const EXPORT_PAGE_ROWS: i64 = 5_000;
 const EXPORT_PAGE_ROWS_USIZE: usize = 5_000;
 /// The budget of one CSV export, counted as the bytes the body takes once
-/// Lambda's response JSON escapes it, and checked before each row: 4 MiB
-/// leaves room under Lambda's 6 MB response limit for one more large row.
-pub const EXPORT_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Lambda's response JSON escapes it, and checked before each row is added.
+pub const EXPORT_PAGE_BYTES: usize = paging::MAX_PAGE_BYTES;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,28 +138,18 @@ async fn query(
     Ok(rows.iter().map(AuditRow::from_row).collect())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditPage {
-    entries: Vec<AuditRow>,
-    next_cursor: Option<String>,
-}
-
 /// `GET /api/admin/audit?userId=&resource=&resourceId=&action=&success=&from=&to=&limit=&cursor=`.
 pub async fn list(
     mut auth: Authorized<resource::AuditLogs, action::Read>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<AuditPage>> {
+) -> ApiResult<Json<Page>> {
     let filters: Filters = platform::json::parse_query(raw.as_deref())?;
     let limit = paging::limit(filters.limit)?;
     let after = paging::time_cursor(filters.cursor.as_deref())?;
     let rows = query(auth.client(), &filters, after, limit + 1).await?;
-    let (entries, next_cursor) =
-        paging::finish(rows, limit, |r: &AuditRow| (r.timestamp, r.id.clone()));
-    Ok(Json(AuditPage {
-        entries,
-        next_cursor,
-    }))
+    Ok(Json(Page::new("entries", rows, limit, |r: &AuditRow| {
+        (r.timestamp, r.id.clone())
+    })))
 }
 
 /// `GET /api/admin/audit/export` with the same filters (and `cursor`): CSV,
@@ -177,65 +169,62 @@ pub async fn export(
     }
     let after = paging::time_cursor(filters.cursor.as_deref())?;
     let rows = query(auth.client(), &filters, after, EXPORT_PAGE_ROWS + 1).await?;
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let mut next_cursor = None;
-    let write =
-        |csv: &mut csv::Writer<Vec<u8>>, next: &mut Option<String>| -> Result<(), csv::Error> {
-            csv.write_record([
-                "id",
-                "timestamp",
-                "userId",
-                "userEmail",
-                "userRole",
-                "action",
-                "resource",
-                "resourceId",
-                "success",
-                "errorMessage",
-                "ipAddress",
-                "userAgent",
-                "requestId",
-                "changes",
-            ])?;
-            let mut escaped = 0;
-            let mut counted = 0;
-            for (index, row) in rows.iter().enumerate() {
-                csv.flush()?;
-                escaped += json_escaped_len(&csv.get_ref()[counted..]);
-                counted = csv.get_ref().len();
-                let full = escaped >= EXPORT_PAGE_BYTES;
-                if full || index == EXPORT_PAGE_ROWS_USIZE {
-                    *next = index
-                        .checked_sub(1)
-                        .map(|last| paging::encode(&(rows[last].timestamp, rows[last].id.clone())));
-                    break;
-                }
-                csv.write_record([
-                    row.id.as_str(),
-                    &row.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                    &row.user_id,
-                    &row.user_email,
-                    &row.user_role,
-                    &row.action,
-                    &row.resource,
-                    &row.resource_id,
-                    if row.success { "true" } else { "false" },
-                    &spreadsheet_safe(row.error_message.as_deref().unwrap_or("")),
-                    row.ip_address.as_deref().unwrap_or(""),
-                    &spreadsheet_safe(row.user_agent.as_deref().unwrap_or("")),
-                    row.request_id.as_deref().unwrap_or(""),
-                    &row.changes
-                        .as_ref()
-                        .map(Value::to_string)
-                        .unwrap_or_default(),
-                ])?;
-            }
-            Ok(())
-        };
-    write(&mut csv, &mut next_cursor).map_err(ApiError::internal("writing CSV"))?;
-    let body = csv
-        .into_inner()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("flushing CSV: {e}")))?;
+    let mut page = CsvPage::new(
+        &[
+            "id",
+            "timestamp",
+            "userId",
+            "userEmail",
+            "userRole",
+            "action",
+            "resource",
+            "resourceId",
+            "success",
+            "errorMessage",
+            "ipAddress",
+            "userAgent",
+            "requestId",
+            "changes",
+        ],
+        EXPORT_PAGE_BYTES,
+    )
+    .map_err(ApiError::internal("writing CSV"))?;
+    let mut written = 0;
+    for row in rows.iter().take(EXPORT_PAGE_ROWS_USIZE) {
+        let timestamp = row.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let changes = row
+            .changes
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let fits = page
+            .push([
+                row.id.as_str(),
+                &timestamp,
+                &row.user_id,
+                &row.user_email,
+                &row.user_role,
+                &row.action,
+                &row.resource,
+                &row.resource_id,
+                if row.success { "true" } else { "false" },
+                row.error_message.as_deref().unwrap_or(""),
+                row.ip_address.as_deref().unwrap_or(""),
+                row.user_agent.as_deref().unwrap_or(""),
+                row.request_id.as_deref().unwrap_or(""),
+                &changes,
+            ])
+            .map_err(ApiError::internal("writing CSV"))?;
+        if !fits {
+            break;
+        }
+        written += 1;
+    }
+    let next_cursor = (rows.len() > written)
+        .then(|| written.checked_sub(1))
+        .flatten()
+        .map(|last| paging::encode(&(rows[last].timestamp, rows[last].id.clone())));
+    let body = page.into_body();
     let mut response = (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -253,28 +242,6 @@ pub async fn export(
     Ok(response)
 }
 
-/// How many bytes `bytes` take inside a JSON string.
-fn json_escaped_len(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum()
-}
-
-/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) is
-/// prefixed with `'`: free text here comes from browsers and error messages.
-fn spreadsheet_safe(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    }
-}
-
 /// `GET /api/admin/audit/verify`: recomputes the hash chain.
 pub async fn verify(
     mut auth: Authorized<resource::AuditLogs, action::Read>,
@@ -290,21 +257,4 @@ pub async fn verify(
         );
     }
     Ok(Json(report))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_escaping_is_counted() {
-        assert_eq!(json_escaped_len(br#"a"b"#), 4);
-        assert_eq!(json_escaped_len(b"\x01"), 6);
-    }
-
-    #[test]
-    fn formulas_are_defused_in_csv_cells() {
-        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(spreadsheet_safe("plain"), "plain");
-    }
 }

@@ -6,7 +6,7 @@
 //! - nobody changes or revokes an admin who holds more than they do;
 //! - the last super_admin cannot be demoted or revoked.
 
-use access::rbac::{self, Permissions, Role};
+use access::rbac::{self, Action, Permissions, Resource, Role};
 use access::{Authorized, Change, action, resource};
 use axum::{
     Json,
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};
 
-use crate::paging;
+use crate::paging::{self, Page};
 
 const SELECT_USER: &str = r#"SELECT u."id", u."email", u."name", a."role", a."permissions", a."createdAt", a."updatedAt"
     FROM "users" u LEFT JOIN "admin_users" a ON a."userId" = u."id""#;
@@ -98,19 +98,12 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserPage {
-    users: Vec<AdminUser>,
-    next_cursor: Option<String>,
-}
-
 /// `GET /api/admin/users?search=&role=&scope=admins|all&limit=&cursor=`,
 /// ordered by email then id.
 pub async fn list(
     mut auth: Authorized<resource::Users, action::Read>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<UserPage>> {
+) -> ApiResult<Json<Page>> {
     let query: ListQuery = platform::json::parse_query(query.as_deref())?;
     let limit = paging::limit(query.limit)?;
     let after: Option<(String, String)> = paging::decode(query.cursor.as_deref())?;
@@ -157,10 +150,9 @@ pub async fn list(
         .await
         .map_err(ApiError::internal("listing users"))?;
     let users: Vec<AdminUser> = rows.iter().map(AdminUser::from_row).collect();
-    let (users, next_cursor) = paging::finish(users, limit, |u| {
+    Ok(Json(Page::new("users", users, limit, |u| {
         (u.email.clone().unwrap_or_default(), u.user_id.clone())
-    });
-    Ok(Json(UserPage { users, next_cursor }))
+    })))
 }
 
 /// `%text%` with LIKE's wildcards in `text` escaped.
@@ -215,7 +207,7 @@ fn parse_role(text: &str) -> ApiResult<Role> {
 }
 
 fn parse_permissions(value: &Value) -> ApiResult<Option<Value>> {
-    let overrides = rbac::parse_overrides(value)
+    let overrides = rbac::parse_submitted(value)
         .map_err(|problem| ApiError::invalid_field(problem.field, problem.message))?;
     Ok((!value.is_null()).then(|| serde_json::to_value(overrides).expect("overrides serialise")))
 }
@@ -239,6 +231,25 @@ fn within_own(actor: &access::Actor, role: Role, permissions: Option<&Value>) ->
             beyond.join(", ")
         )))
     }
+}
+
+/// Demoting an admin to `user`, or to a role and overrides that leave no
+/// permission at all, removes their admin access as a revocation does, and
+/// needs what a revocation needs: `users:delete`, not only `users:update`.
+fn removal_allowed(
+    actor: &access::Actor,
+    role: Role,
+    permissions: Option<&Value>,
+) -> ApiResult<()> {
+    let removes_access =
+        role == Role::User || Permissions::from_stored(role, permissions) == Permissions::none();
+    if removes_access && !actor.permissions.allows(Resource::Users, Action::Delete) {
+        return Err(ApiError::Forbidden(
+            "removing someone's admin access, by revocation or by demotion to user, requires users:delete"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses to touch an admin who holds more than the acting one.
@@ -430,6 +441,7 @@ pub async fn update(
                 None => (!target.permissions.is_null()).then(|| target.permissions.clone()),
             };
             within_own(&actor, role, permissions.as_ref())?;
+            removal_allowed(&actor, role, permissions.as_ref())?;
             let after = if role == Role::SuperAdmin {
                 Permissions::from_stored(role, permissions.as_ref())
             } else {

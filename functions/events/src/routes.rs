@@ -7,12 +7,11 @@ use axum::{
     body::Bytes,
     extract::{FromRequest, RawQuery, Request, State},
     http::{Method, StatusCode, header},
-    middleware,
     response::{IntoResponse, Response},
     routing::post,
 };
 use lambda_http::RequestExt;
-use platform::{ApiError, ApiResult, request_id};
+use platform::{ApiError, ApiResult};
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -32,16 +31,16 @@ pub fn router(state: AppState) -> Router {
         .allow_methods([Method::POST])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(Duration::from_secs(24 * 60 * 60));
-    Router::new()
-        .route("/api/analytics/events", post(ingest_events))
-        .route("/api/analytics/performance", post(ingest_vitals))
-        .route("/api/analytics/vitals", post(ingest_vitals))
-        .route("/api/analytics/errors", post(ingest_error))
-        .route("/api/monitoring/client-error", post(ingest_error))
-        .fallback(|| async { ApiError::NotFound("route".into()) })
-        .layer(middleware::from_fn(request_id::middleware))
-        .layer(cors)
-        .with_state(state)
+    platform::http::finish(
+        Router::new()
+            .route("/api/analytics/events", post(ingest_events))
+            .route("/api/analytics/performance", post(ingest_vitals))
+            .route("/api/analytics/vitals", post(ingest_vitals))
+            .route("/api/analytics/errors", post(ingest_error))
+            .route("/api/monitoring/client-error", post(ingest_error))
+            .with_state(state),
+    )
+    .layer(cors)
 }
 
 /// JSON, or `text/plain` (what `sendBeacon` sends for a string), or no type

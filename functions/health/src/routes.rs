@@ -4,12 +4,11 @@ use axum::{
     Json, Router,
     extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
 use chrono::Utc;
-use platform::{ApiError, ApiResult, request_id};
+use platform::{ApiError, ApiResult};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,12 +26,12 @@ const MAX_HISTORY_HOURS: i64 = 24 * 30;
 const MAX_HISTORY_LIMIT: i64 = 1_000;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/health", get(health).head(head))
-        .route("/api/health/history", get(history))
-        .fallback(|| async { ApiError::NotFound("route".into()) })
-        .layer(middleware::from_fn(request_id::middleware))
-        .with_state(state)
+    platform::http::finish(
+        Router::new()
+            .route("/api/health", get(health).head(head))
+            .route("/api/health/history", get(history))
+            .with_state(state),
+    )
 }
 
 fn no_cache() -> HeaderMap {

@@ -4,6 +4,7 @@
 mod audit_trail;
 mod bootstrap;
 mod errors;
+mod hostile_input;
 mod lambda;
 mod permissions;
 mod sessions;
