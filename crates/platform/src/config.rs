@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, str::FromStr, time::Duration};
 
-use secrecy::SecretString;
+use crate::connection::ConnectionSettings;
 
 /// A setting that is missing or cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -79,14 +79,15 @@ impl Env {
     }
 }
 
-/// How to reach PostgreSQL.
+/// How to reach PostgreSQL. The URLs are parsed here, once, at cold start;
+/// `Debug` shows hosts and names, never a password.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     /// `POSTGRES_URL`: the pooled URL the application and its hosting use.
-    pub url: SecretString,
+    pub url: ConnectionSettings,
     /// `POSTGRES_URL_NON_POOLING`: a direct connection, preferred by migrate
     /// because a transaction-mode pooler does not keep session state.
-    pub non_pooling_url: Option<SecretString>,
+    pub non_pooling_url: Option<ConnectionSettings>,
     /// `DB_POOL_MAX_SIZE`: connections one container may hold. A Lambda
     /// container serves one request at a time, so 2 leaves room for a
     /// concurrent probe without multiplying connections across containers.
@@ -98,18 +99,17 @@ pub struct DatabaseConfig {
 
 impl DatabaseConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let url = env.required("POSTGRES_URL")?;
-        crate::db::ConnectionSettings::parse(&url).map_err(|e| ConfigError {
-            variable: "POSTGRES_URL",
-            problem: e.to_string(),
-        })?;
-        let non_pooling_url = env.optional("POSTGRES_URL_NON_POOLING");
-        if let Some(raw) = &non_pooling_url {
-            crate::db::ConnectionSettings::parse(raw).map_err(|e| ConfigError {
-                variable: "POSTGRES_URL_NON_POOLING",
+        let parse = |variable: &'static str, raw: &str| {
+            ConnectionSettings::parse(raw).map_err(|e| ConfigError {
+                variable,
                 problem: e.to_string(),
-            })?;
-        }
+            })
+        };
+        let url = parse("POSTGRES_URL", &env.required("POSTGRES_URL")?)?;
+        let non_pooling_url = env
+            .optional("POSTGRES_URL_NON_POOLING")
+            .map(|raw| parse("POSTGRES_URL_NON_POOLING", &raw))
+            .transpose()?;
         let pool_max_size = env.parsed_or("DB_POOL_MAX_SIZE", 2usize)?;
         if pool_max_size == 0 {
             return Err(ConfigError {
@@ -118,15 +118,16 @@ impl DatabaseConfig {
             });
         }
         Ok(Self {
-            url: url.into(),
-            non_pooling_url: non_pooling_url.map(Into::into),
+            url,
+            non_pooling_url,
             pool_max_size,
             connect_timeout: env.millis_or("DB_CONNECT_TIMEOUT_MS", 10_000)?,
         })
     }
 
-    /// The URL for work that needs a session of its own (migrations).
-    pub fn direct_url(&self) -> &SecretString {
+    /// Where work that needs a session of its own (migrations, commands)
+    /// connects.
+    pub fn direct(&self) -> &ConnectionSettings {
         self.non_pooling_url.as_ref().unwrap_or(&self.url)
     }
 }
@@ -134,7 +135,10 @@ impl DatabaseConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
+
+    fn host(settings: &ConnectionSettings) -> String {
+        format!("{:?}", settings.pg.get_hosts())
+    }
 
     #[test]
     fn missing_database_url_names_the_variable() {
@@ -158,7 +162,10 @@ mod tests {
             ("POSTGRES_URL_NON_POOLING", "postgres://direct/db"),
         ]);
         let config = DatabaseConfig::from_env(&env).expect("valid");
-        assert_eq!(config.direct_url().expose_secret(), "postgres://direct/db");
+        assert_eq!(
+            host(config.direct()),
+            host(&ConnectionSettings::parse("postgres://direct/db").expect("url"))
+        );
     }
 
     #[test]
@@ -168,7 +175,10 @@ mod tests {
             ("POSTGRES_URL_NON_POOLING", ""),
         ]);
         let config = DatabaseConfig::from_env(&env).expect("valid");
-        assert_eq!(config.direct_url().expose_secret(), "postgres://pooler/db");
+        assert_eq!(
+            host(config.direct()),
+            host(&ConnectionSettings::parse("postgres://pooler/db").expect("url"))
+        );
     }
 
     #[test]

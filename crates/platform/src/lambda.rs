@@ -68,44 +68,67 @@ impl Invocation {
     }
 }
 
-/// Answers one invocation: HTTP through `router`, everything else through
-/// `on_event`.
-pub async fn handle<H, Fut>(
-    router: Router,
-    on_event: &H,
+/// A function as the Lambda runtime runs it: its HTTP router, and its
+/// answer to every other kind of invocation. Each function of the bundle
+/// has one value of this, built by one constructor from its settings, which
+/// `main.rs` runs and every test calls.
+pub trait Function: Clone + Send + Sync + 'static {
+    /// The function's routes, with [`crate::http::finish`] around them.
+    fn router(&self) -> Router;
+
+    /// Schedules, custom resources and direct invokes.
+    fn on_event(
+        &self,
+        event: Event,
+        context: Context,
+    ) -> impl Future<Output = anyhow::Result<Value>> + Send;
+}
+
+/// Whether this process is a Lambda runtime's (the runtime API is there to
+/// ask for invocations); otherwise it was started by hand, as a tool.
+pub fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// Answers one invocation: HTTP through the function's router, everything
+/// else through its `on_event`.
+pub async fn invoke<F: Function>(
+    function: &F,
     invocation: LambdaEvent<Value>,
-) -> Result<Value, lambda_runtime::Error>
-where
-    H: Fn(Event, Context) -> Fut,
-    Fut: Future<Output = anyhow::Result<Value>>,
-{
+) -> Result<Value, lambda_runtime::Error> {
     let LambdaEvent { payload, context } = invocation;
     match Invocation::classify(payload)? {
         Invocation::Http(request) => {
-            let mut adapter: Adapter<'_, _, Router> = Adapter::from(router);
+            let mut adapter: Adapter<'_, _, Router> = Adapter::from(function.router());
             let response = adapter
                 .call(LambdaEvent::new(*request, context))
                 .await
                 .map_err(|never: Infallible| match never {})?;
             Ok(serde_json::to_value(response)?)
         }
-        Invocation::Event(event) => on_event(event, context).await.map_err(|error| {
+        Invocation::Event(event) => function.on_event(event, context).await.map_err(|error| {
             tracing::error!(error = ?error, "event handler failed");
             error.into()
         }),
     }
 }
 
-/// Runs the Lambda runtime loop for a function with both faces.
-pub async fn serve<H, Fut>(router: Router, on_event: H) -> Result<(), lambda_runtime::Error>
-where
-    H: Fn(Event, Context) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<Value>> + Send,
-{
+/// A binary's exit code for how its runtime loop ended, the error logged.
+pub fn exit_code(ended: Result<(), lambda_runtime::Error>) -> std::process::ExitCode {
+    match ended {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "runtime stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the Lambda runtime loop for `function`.
+pub async fn run<F: Function>(function: F) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |invocation: LambdaEvent<Value>| {
-        let router = router.clone();
-        let on_event = on_event.clone();
-        async move { handle(router, &on_event, invocation).await }
+        let function = function.clone();
+        async move { invoke(&function, invocation).await }
     }))
     .await
 }
@@ -161,32 +184,36 @@ mod tests {
         ));
     }
 
+    /// Answers `GET /api/ping` and says whether an event was a schedule.
+    #[derive(Clone)]
+    struct Ping;
+
+    impl Function for Ping {
+        fn router(&self) -> Router {
+            Router::new().route("/api/ping", get(|| async { "pong" }))
+        }
+
+        async fn on_event(&self, event: Event, _: Context) -> anyhow::Result<Value> {
+            Ok(serde_json::json!({"schedule": matches!(event, Event::Schedule(_))}))
+        }
+    }
+
     #[tokio::test]
     async fn http_invocations_reach_the_router_and_return_an_api_gateway_response() {
-        let router = Router::new().route("/api/ping", get(|| async { "pong" }));
         let mut payload = fixture("apigw-v2-request.json");
         payload["rawPath"] = "/api/ping".into();
         payload["requestContext"]["http"]["path"] = "/api/ping".into();
-        let never_called = |_: Event, _: Context| async { anyhow::bail!("not an event") };
-        let response = handle(
-            router,
-            &never_called,
-            LambdaEvent::new(payload, Context::default()),
-        )
-        .await
-        .expect("handled");
+        let response = invoke(&Ping, LambdaEvent::new(payload, Context::default()))
+            .await
+            .expect("handled");
         assert_eq!(response["statusCode"], 200);
         assert_eq!(response["body"], "pong");
     }
 
     #[tokio::test]
     async fn events_reach_the_event_handler() {
-        let on_event = |event: Event, _: Context| async move {
-            Ok(serde_json::json!({"schedule": matches!(event, Event::Schedule(_))}))
-        };
-        let response = handle(
-            Router::new(),
-            &on_event,
+        let response = invoke(
+            &Ping,
             LambdaEvent::new(fixture("eventbridge-schedule.json"), Context::default()),
         )
         .await

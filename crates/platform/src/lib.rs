@@ -1,11 +1,13 @@
 //! Shared plumbing for every Lambda function of the bundle.
 //!
-//! Functions stay thin: they load [`config::Config`] once, build a
-//! [`db::Pool`] once, and hand an axum router and an event handler to
-//! [`lambda::serve`]. Everything here is testable without Lambda.
+//! Functions stay thin: each builds one [`lambda::Function`] from its
+//! settings ([`config`]: read once, with a [`db::Pool`] built once), whose
+//! router ends with [`http::finish`], and hands it to [`lambda::run`].
+//! Everything here is testable without Lambda.
 
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -13,7 +13,7 @@ mod cluster;
 
 use std::sync::OnceLock;
 
-use platform::db::ConnectionSettings;
+use platform::{config::Env, connection::ConnectionSettings};
 use tokio_postgres::NoTls;
 
 pub use cluster::{ClusterOptions, LocalCluster, Shutdown};
@@ -104,15 +104,15 @@ impl TestDatabase {
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e:#}", self.name))
     }
 
-    /// A pool as a function would build it.
-    pub fn pool(&self) -> platform::db::Pool {
-        platform::db::pool_for(
-            &self.settings(),
-            4,
-            std::time::Duration::from_secs(10),
-            platform::db::Checkout::Verified,
+    /// The settings a function deployed against this database is given:
+    /// `POSTGRES_URL`, then `extra` (which may override it). A test builds
+    /// its function from these with the constructor `main.rs` uses.
+    pub fn env(&self, extra: &[(&str, &str)]) -> Env {
+        Env::from_pairs(
+            [("POSTGRES_URL", self.url.as_str())]
+                .into_iter()
+                .chain(extra.iter().copied()),
         )
-        .unwrap_or_else(|e| panic!("cannot build a pool: {e:#}"))
     }
 }
 

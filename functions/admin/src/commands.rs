@@ -2,6 +2,12 @@
 //! command line and from a direct Lambda invoke, and the scheduled chain
 //! verification.
 
+use std::process::ExitCode;
+
+use platform::{
+    config::{DatabaseConfig, Env},
+    db::Checkout,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -68,6 +74,48 @@ pub async fn execute(
         Command::AuditVerify => {
             let report = access::audit::verify(client).await?;
             Ok(serde_json::to_value(report)?)
+        }
+    }
+}
+
+/// The binary outside Lambda: one command from the arguments, run on the
+/// direct database URL; its result printed as JSON. Exit codes: 0 done, 1
+/// failed (or the trail is not intact), 2 a usage error.
+pub async fn command_line(env: &Env) -> ExitCode {
+    let command = match Command::from_args(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(usage) => {
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = async {
+        let database = DatabaseConfig::from_env(env)?;
+        let pool = platform::db::pool_for(
+            database.direct(),
+            1,
+            database.connect_timeout,
+            Checkout::Verified,
+        )?;
+        let mut client = pool.get().await?;
+        execute(&mut client, &command, Channel::Cli).await
+    }
+    .await;
+    match outcome {
+        Ok(outcome) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome).unwrap_or_default()
+            );
+            if outcome.get("intact") == Some(&Value::Bool(false)) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
         }
     }
 }

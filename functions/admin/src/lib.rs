@@ -27,7 +27,7 @@ pub mod paging;
 pub mod trail;
 pub mod users;
 
-use access::Access;
+use access::{Access, session::SessionKeys};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRef, Request},
@@ -36,11 +36,63 @@ use axum::{
     response::Response,
     routing::get,
 };
+use bootstrap::Channel;
+use commands::Command;
+use lambda_runtime::Context;
 use platform::ApiError;
+use platform::{
+    config::{DatabaseConfig, Env},
+    db::Checkout,
+    lambda::{Event, Function},
+};
+use serde_json::Value;
 
 #[derive(Clone)]
 pub struct AppState {
     pub access: Access,
+}
+
+/// The function, built once per container from its settings: by `main.rs`
+/// and by every test.
+#[derive(Clone)]
+pub struct App {
+    pub state: AppState,
+    router: Router,
+}
+
+impl App {
+    pub fn build(env: &Env) -> anyhow::Result<Self> {
+        let database = DatabaseConfig::from_env(env)?;
+        let pool = platform::db::pool(&database, Checkout::Verified)?;
+        let state = AppState {
+            access: Access::new(pool, SessionKeys::from_env(env)?),
+        };
+        Ok(Self {
+            router: router(state.clone()),
+            state,
+        })
+    }
+}
+
+impl Function for App {
+    fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Direct invokes run the commands of the command line; the daily
+    /// schedule verifies the chain, so verification failures and the
+    /// chain's head hash land in the logs, an anchor outside the database.
+    async fn on_event(&self, event: Event, _: Context) -> anyhow::Result<Value> {
+        let command = match event {
+            Event::Direct(payload) => Command::from_payload(payload).map_err(anyhow::Error::msg)?,
+            Event::Schedule(_) => Command::AuditVerify,
+            Event::CustomResource(_) => anyhow::bail!("admin has no custom resource"),
+        };
+        let mut client = self.state.access.pool.get().await?;
+        let outcome = commands::execute(&mut client, &command, Channel::Lambda).await?;
+        tracing::info!(%outcome, "command done");
+        Ok(outcome)
+    }
 }
 
 impl FromRef<AppState> for Access {
@@ -55,7 +107,7 @@ impl FromRef<AppState> for Access {
 /// whole, so this bounds what one request can add to an append-only table.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn router(state: AppState) -> Router {
+fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/admin/users", get(users::list).post(users::grant))
         .route(

@@ -18,10 +18,16 @@ pub mod vitals;
 
 use std::sync::Arc;
 
-use platform::db::Pool;
+use axum::Router;
+use lambda_runtime::Context;
+use platform::{
+    config::{DatabaseConfig, Env},
+    db::Pool,
+    lambda::{Event, Function},
+};
+use serde_json::Value;
 
 pub use config::{IntakeConfig, IpStorage};
-pub use routes::router;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,11 +35,34 @@ pub struct AppState {
     pub config: Arc<IntakeConfig>,
 }
 
-impl AppState {
-    pub fn new(pool: Pool, config: IntakeConfig) -> Self {
-        Self {
-            pool,
-            config: Arc::new(config),
-        }
+/// The function, built once per container from its settings: by `main.rs`
+/// and by every test, so tests run the configuration path production runs.
+#[derive(Clone)]
+pub struct App {
+    pub state: AppState,
+    router: Router,
+}
+
+impl App {
+    pub fn build(env: &Env) -> anyhow::Result<Self> {
+        let database = DatabaseConfig::from_env(env)?;
+        let state = AppState {
+            pool: db::pool(&database)?,
+            config: Arc::new(IntakeConfig::from_env(env)?),
+        };
+        Ok(Self {
+            router: routes::router(state.clone()),
+            state,
+        })
+    }
+}
+
+impl Function for App {
+    fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    async fn on_event(&self, event: Event, _: Context) -> anyhow::Result<Value> {
+        anyhow::bail!("events answers HTTP only, not {event:?}")
     }
 }

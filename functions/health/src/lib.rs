@@ -13,12 +13,49 @@ pub mod store;
 
 use std::sync::Arc;
 
-use platform::{db::Pool, lambda::Event};
+use axum::Router;
+use lambda_runtime::Context;
+use platform::{
+    config::{DatabaseConfig, Env},
+    db::{Checkout, Pool},
+    lambda::{Event, Function},
+};
 use serde_json::{Value, json};
 
 pub use config::{HealthConfig, HttpTarget};
 pub use probe::{Probe, Status};
-pub use routes::router;
+
+/// The function, built once per container from its settings: by `main.rs`
+/// and by every test.
+#[derive(Clone)]
+pub struct App {
+    pub state: AppState,
+    router: Router,
+}
+
+impl App {
+    pub fn build(env: &Env) -> anyhow::Result<Self> {
+        let database = DatabaseConfig::from_env(env)?;
+        let state = AppState::new(
+            platform::db::pool(&database, Checkout::Verified)?,
+            HealthConfig::from_env(env)?,
+        )?;
+        Ok(Self {
+            router: routes::router(state.clone()),
+            state,
+        })
+    }
+}
+
+impl Function for App {
+    fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    async fn on_event(&self, event: Event, _: Context) -> anyhow::Result<Value> {
+        on_event(&self.state, event).await
+    }
+}
 
 /// What every request and scheduled run needs, built once per container.
 #[derive(Clone)]

@@ -4,14 +4,30 @@
 
 use std::process::ExitCode;
 
-use platform::config::DatabaseConfig;
+use platform::config::{DatabaseConfig, Env};
 use serde_json::Value;
 
 use crate::{Command, execute};
 
-pub async fn run(config: &DatabaseConfig, command: Command) -> ExitCode {
+/// The binary outside Lambda: the command in the arguments, on the database
+/// the settings name.
+pub async fn run(env: &Env) -> ExitCode {
+    let config = match DatabaseConfig::from_env(env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = match Command::from_args(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(usage) => {
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
     let as_json = std::env::args().any(|a| a == "--json");
-    match execute(config, &command).await {
+    match execute(&config, &command).await {
         Ok(outcome) => {
             if as_json {
                 println!("{}", outcome.result);

@@ -2,8 +2,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use axum::Router;
 use lambda_runtime::Context;
-use platform::{config::DatabaseConfig, lambda::Event};
+use platform::{
+    config::{DatabaseConfig, Env},
+    lambda::{Event, Function},
+};
 use serde_json::{Value, json};
 
 use crate::{Command, custom_resource, execute};
@@ -11,18 +15,21 @@ use crate::{Command, custom_resource, execute};
 /// Time kept back from Lambda's deadline to send the FAILED reply.
 const REPLY_MARGIN: Duration = Duration::from_secs(10);
 
+/// The function, built once per container from its settings: by `main.rs`
+/// and by every test.
 #[derive(Clone)]
-pub struct Handler {
+pub struct App {
     /// The configuration, or why it could not be loaded: reported on every
-    /// invocation instead of crashing the cold start.
+    /// invocation instead of crashing the cold start, so that a bad
+    /// configuration still reaches CloudFormation as FAILED with its reason.
     config: Arc<Result<DatabaseConfig, String>>,
     http: reqwest::Client,
 }
 
-impl Handler {
-    pub fn new(config: Result<DatabaseConfig, String>) -> Self {
+impl App {
+    pub fn build(env: &Env) -> Self {
         Self {
-            config: Arc::new(config),
+            config: Arc::new(DatabaseConfig::from_env(env).map_err(|e| e.to_string())),
             http: platform::http_client::client(Duration::from_secs(10)).unwrap_or_default(),
         }
     }
@@ -33,8 +40,15 @@ impl Handler {
             .as_ref()
             .map_err(|problem| anyhow::anyhow!("{problem}"))
     }
+}
 
-    pub async fn handle(&self, event: Event, context: Context) -> anyhow::Result<Value> {
+impl Function for App {
+    /// migrate has no routes; an HTTP request gets the JSON 404.
+    fn router(&self) -> Router {
+        platform::http::finish(Router::new())
+    }
+
+    async fn on_event(&self, event: Event, context: Context) -> anyhow::Result<Value> {
         match event {
             Event::Direct(payload) => {
                 let command: Command = serde_json::from_value(payload).map_err(|e| {

@@ -9,7 +9,8 @@ pub mod cli;
 pub mod custom_resource;
 pub mod lambda;
 
-use secrecy::ExposeSecret;
+pub use lambda::App;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -69,10 +70,9 @@ pub struct Outcome {
 }
 
 /// Runs `command` on a fresh direct connection (never the pooled URL when a
-/// direct one is configured: see [`DatabaseConfig::direct_url`]).
+/// direct one is configured: see [`DatabaseConfig::direct`]).
 pub async fn execute(config: &DatabaseConfig, command: &Command) -> anyhow::Result<Outcome> {
-    let settings = db::ConnectionSettings::parse(config.direct_url().expose_secret())?;
-    let mut client = db::connect(&settings).await?;
+    let mut client = db::connect(config.direct()).await?;
     execute_on(&mut client, command).await
 }
 

@@ -10,7 +10,11 @@ mod errors;
 
 use std::path::{Path, PathBuf};
 
-use platform::db::{self, ConnectionSettings};
+use platform::{
+    config::DatabaseConfig,
+    connection::ConnectionSettings,
+    db::{self, Checkout},
+};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::CertificateError;
 use testkit::{ClusterOptions, LocalCluster, TestDatabase};
@@ -324,7 +328,8 @@ async fn channel_binding_require_refuses_md5_password_authentication() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_pool_replaces_a_connection_the_server_terminated_before_the_client_noticed() {
     let database = TestDatabase::migrated().await;
-    let pool = database.pool();
+    let config = DatabaseConfig::from_env(&database.env(&[])).expect("settings");
+    let pool = db::pool(&config, Checkout::Verified).expect("the pool functions build");
     let pid_before: i32 = pool
         .get()
         .await

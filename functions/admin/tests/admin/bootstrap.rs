@@ -11,7 +11,7 @@ use crate::spawn_app;
 async fn bootstrap_makes_an_existing_user_super_admin_and_is_audited() {
     let app = spawn_app().await;
     app.user("ada").await;
-    let mut client = app.db.pool().get().await.expect("client");
+    let mut client = app.function.state.access.pool.get().await.expect("client");
     let done = bootstrap_admin(&mut client, "Ada@Example.com", false, Channel::Cli)
         .await
         .expect("bootstrap");
@@ -35,7 +35,7 @@ async fn bootstrap_refuses_while_a_super_admin_exists_unless_forced() {
     let app = spawn_app().await;
     app.admin("root", "super_admin", None).await;
     app.user("ada").await;
-    let mut client = app.db.pool().get().await.expect("client");
+    let mut client = app.function.state.access.pool.get().await.expect("client");
     let refused = bootstrap_admin(&mut client, "ada@example.com", false, Channel::Cli).await;
     assert_eq!(
         refused,
@@ -65,7 +65,7 @@ async fn bootstrap_refuses_while_a_super_admin_exists_unless_forced() {
 #[tokio::test]
 async fn bootstrap_of_an_unknown_email_changes_nothing() {
     let app = spawn_app().await;
-    let mut client = app.db.pool().get().await.expect("client");
+    let mut client = app.function.state.access.pool.get().await.expect("client");
     let refused = bootstrap_admin(&mut client, "ghost@example.com", false, Channel::Cli).await;
     assert!(matches!(refused, Err(BootstrapError::NoSuchUser(_))));
     assert_eq!(app.count(r#"SELECT count(*) FROM "admin_users""#).await, 0);
@@ -75,7 +75,7 @@ async fn bootstrap_of_an_unknown_email_changes_nothing() {
 async fn the_direct_invoke_runs_bootstrap_and_verification() {
     let app = spawn_app().await;
     app.user("ada").await;
-    let mut client = app.db.pool().get().await.expect("client");
+    let mut client = app.function.state.access.pool.get().await.expect("client");
     let command =
         Command::from_payload(json!({"command": "bootstrap-admin", "email": "ada@example.com"}))
             .expect("command");

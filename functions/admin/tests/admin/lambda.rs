@@ -25,10 +25,8 @@ async fn an_api_gateway_v2_request_is_authenticated_from_its_cookies_array() {
     ]);
     payload["body"] = json!({"resolved": true}).to_string().into();
     payload["isBase64Encoded"] = false.into();
-    let never = |_, _| async { anyhow::bail!("not an event") };
-    let response = platform::lambda::handle(
-        admin::router(app.state.clone()),
-        &never,
+    let response = platform::lambda::invoke(
+        &app.function,
         lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
     )
     .await

@@ -10,13 +10,12 @@ mod permissions;
 mod sessions;
 mod users;
 
-use access::Access;
-use access::session::SessionKeys;
-use admin::AppState;
+use admin::App;
 use axum::{
     body::Body,
     http::{HeaderMap, Request, StatusCode},
 };
+use platform::lambda::Function;
 use serde_json::{Value, json};
 use testkit::TestDatabase;
 
@@ -31,7 +30,7 @@ pub fn fixture_secret() -> String {
 
 pub struct TestApp {
     pub db: TestDatabase,
-    pub state: AppState,
+    pub function: App,
     pub client: tokio_postgres::Client,
 }
 
@@ -53,13 +52,18 @@ impl Answer {
     }
 }
 
+/// A migrated database, and the function built by the constructor `main.rs`
+/// uses, with the database's `POSTGRES_URL` and the fixtures' secret.
 pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::migrated().await;
-    let state = AppState {
-        access: Access::new(db.pool(), SessionKeys::derive(&fixture_secret())),
-    };
+    let secret = fixture_secret();
+    let function = App::build(&db.env(&[("NEXTAUTH_SECRET", &secret)])).expect("the function");
     let client = db.connect().await;
-    TestApp { db, state, client }
+    TestApp {
+        db,
+        function,
+        client,
+    }
 }
 
 /// A NextAuth v4 session token for `user_id`, made the way next-auth's
@@ -134,8 +138,7 @@ impl TestApp {
     }
 
     pub async fn raw(&self, request: Request<Body>) -> Answer {
-        let (status, headers, bytes) =
-            testkit::send(admin::router(self.state.clone()), request).await;
+        let (status, headers, bytes) = testkit::send(self.function.router(), request).await;
         Answer {
             status,
             headers,

@@ -392,10 +392,8 @@ async fn an_api_gateway_v2_post_is_stored_with_the_gateway_source_ip() {
         .to_string()
         .into();
     payload["isBase64Encoded"] = false.into();
-    let never = |_, _| async { anyhow::bail!("not an event") };
-    let response = platform::lambda::handle(
-        events::router(app.state.clone()),
-        &never,
+    let response = platform::lambda::invoke(
+        &app.app,
         lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
     )
     .await

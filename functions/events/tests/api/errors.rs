@@ -209,7 +209,7 @@ async fn concurrent_identical_errors_open_one_group() {
         let body = json!({"message": format!("race {round}"), "sessionId": "s"}).to_string();
         let mut tasks = Vec::new();
         for _ in 0..16 {
-            let router = events::router(app.state.clone());
+            let router = platform::lambda::Function::router(&app.app);
             let body = body.clone();
             tasks.push(tokio::spawn(async move {
                 use tower::ServiceExt;

@@ -13,29 +13,22 @@ use axum::{
     body::Body,
     http::{HeaderMap, Request, StatusCode},
 };
-use events::{AppState, IntakeConfig};
-use platform::config::Env;
+use events::App;
+use platform::lambda::Function;
 use serde_json::Value;
 use testkit::TestDatabase;
 
 pub struct TestApp {
     pub db: TestDatabase,
-    pub state: AppState,
+    pub app: App,
 }
 
+/// A migrated database, and the function built from `settings` (with the
+/// database's `POSTGRES_URL`) by the constructor `main.rs` uses.
 pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
     let db = TestDatabase::migrated().await;
-    let config =
-        IntakeConfig::from_env(&Env::from_pairs(settings.iter().copied())).expect("config");
-    let pool = platform::db::pool_for(
-        &db.settings(),
-        4,
-        std::time::Duration::from_secs(10),
-        platform::db::Checkout::Unprobed,
-    )
-    .expect("the function's pool");
-    let state = AppState::new(pool, config);
-    TestApp { db, state }
+    let app = App::build(&db.env(settings)).expect("the function");
+    TestApp { db, app }
 }
 
 impl TestApp {
@@ -54,7 +47,7 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         let request = request.body(body.into()).expect("request");
-        testkit::call(events::router(self.state.clone()), request, expected).await
+        testkit::call(self.app.router(), request, expected).await
     }
 
     /// POSTs `body` as a browser on `page` would.

@@ -25,8 +25,8 @@ use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
-use events::{AppState, IntakeConfig};
-use platform::config::{DatabaseConfig, Env};
+use events::App;
+use platform::{config::Env, lambda::Function};
 use serde_json::{Value, json};
 use testkit::{ClusterOptions, LocalCluster, Shutdown};
 
@@ -70,12 +70,12 @@ fn body(worker: usize, request: usize) -> (Value, Vec<String>) {
     )
 }
 
-async fn send(state: &AppState, body: &Value) -> (StatusCode, Option<String>, Value) {
+async fn send(app: &App, body: &Value) -> (StatusCode, Option<String>, Value) {
     let request = Request::post("/api/analytics/events")
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .expect("request");
-    let (status, headers, bytes) = testkit::send(events::router(state.clone()), request).await;
+    let (status, headers, bytes) = testkit::send(app.router(), request).await;
     let retry_after = headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
@@ -87,18 +87,13 @@ async fn send(state: &AppState, body: &Value) -> (StatusCode, Option<String>, Va
     )
 }
 
-async fn load(
-    state: AppState,
-    worker: usize,
-    running: Arc<AtomicBool>,
-    outcomes: Arc<Mutex<Outcomes>>,
-) {
+async fn load(app: App, worker: usize, running: Arc<AtomicBool>, outcomes: Arc<Mutex<Outcomes>>) {
     let mut request = 0;
     while running.load(Ordering::Relaxed) {
         let (body, keys) = body(worker, request);
         request += 1;
         let started = Instant::now();
-        let answer = tokio::time::timeout(Duration::from_secs(15), send(&state, &body)).await;
+        let answer = tokio::time::timeout(Duration::from_secs(15), send(&app, &body)).await;
         let took = started.elapsed();
         let unavailable = {
             let mut outcomes = outcomes.lock().expect("outcomes");
@@ -153,7 +148,7 @@ async fn acknowledged_events_survive_fast_and_immediate_restarts_under_load() {
     cluster.psql("CREATE DATABASE intake").expect("database");
     let url = cluster.admin_url("intake");
     let mut migrating =
-        platform::db::connect(&platform::db::ConnectionSettings::parse(&url).expect("url"))
+        platform::db::connect(&platform::connection::ConnectionSettings::parse(&url).expect("url"))
             .await
             .expect("connection");
     schema::Migrator::embedded()
@@ -168,16 +163,12 @@ async fn acknowledged_events_survive_fast_and_immediate_restarts_under_load() {
         ("DB_POOL_MAX_SIZE", "4"),
         ("DB_CONNECT_TIMEOUT_MS", timeout.as_str()),
     ]);
-    let database = DatabaseConfig::from_env(&env).expect("database config");
-    let state = AppState::new(
-        events::db::pool(&database).expect("pool"),
-        IntakeConfig::from_env(&env).expect("intake config"),
-    );
+    let app = App::build(&env).expect("the function");
 
     let running = Arc::new(AtomicBool::new(true));
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let workers: Vec<_> = (0..WORKERS)
-        .map(|w| tokio::spawn(load(state.clone(), w, running.clone(), outcomes.clone())))
+        .map(|w| tokio::spawn(load(app.clone(), w, running.clone(), outcomes.clone())))
         .collect();
 
     let mut slowest_resumption = Duration::ZERO;
@@ -214,7 +205,7 @@ async fn acknowledged_events_survive_fast_and_immediate_restarts_under_load() {
     }
 
     let stored: HashSet<String> =
-        platform::db::connect(&platform::db::ConnectionSettings::parse(&url).expect("url"))
+        platform::db::connect(&platform::connection::ConnectionSettings::parse(&url).expect("url"))
             .await
             .expect("connection")
             .query(r#"SELECT "eventData"->>'k' FROM "analytics_events""#, &[])

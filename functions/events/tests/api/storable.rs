@@ -149,7 +149,7 @@ fn body() -> impl Strategy<Value = String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_batch_the_parser_accepts_fails_to_be_stored() {
     let app = spawn_app(&[]).await;
-    let pool = app.state.pool.clone();
+    let pool = app.app.state.pool.clone();
     let handle = tokio::runtime::Handle::current();
     let cases = std::env::var("PROPTEST_CASES")
         .ok()

@@ -1,13 +1,13 @@
 use axum::http::StatusCode;
 use testkit::fixture;
 
-use crate::{insert_check, invoke, send, spawn_app, unreachable_database_state};
+use crate::{insert_check, invoke, send, spawn_app, unreachable_database};
 
 #[tokio::test]
 async fn answers_200_healthy_when_the_database_and_every_service_are_healthy() {
     let app = spawn_app(&[]).await;
     insert_check(&app.db, "search", "healthy", chrono::Duration::minutes(1)).await;
-    let (_, body) = send(&app.state, "GET", "/api/health", StatusCode::OK).await;
+    let (_, body) = send(&app.function, "GET", "/api/health", StatusCode::OK).await;
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["database"]["status"], "healthy");
     assert_eq!(body["services"][0]["service"], "search");
@@ -18,7 +18,13 @@ async fn answers_207_degraded_when_a_service_was_last_seen_down() {
     let app = spawn_app(&[]).await;
     insert_check(&app.db, "search", "healthy", chrono::Duration::minutes(10)).await;
     insert_check(&app.db, "search", "down", chrono::Duration::minutes(1)).await;
-    let (_, body) = send(&app.state, "GET", "/api/health", StatusCode::MULTI_STATUS).await;
+    let (_, body) = send(
+        &app.function,
+        "GET",
+        "/api/health",
+        StatusCode::MULTI_STATUS,
+    )
+    .await;
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["services"][0]["status"], "down");
 }
@@ -28,12 +34,12 @@ async fn a_recovered_service_counts_by_its_latest_check() {
     let app = spawn_app(&[]).await;
     insert_check(&app.db, "search", "down", chrono::Duration::minutes(10)).await;
     insert_check(&app.db, "search", "healthy", chrono::Duration::minutes(1)).await;
-    send(&app.state, "GET", "/api/health", StatusCode::OK).await;
+    send(&app.function, "GET", "/api/health", StatusCode::OK).await;
 }
 
 #[tokio::test]
 async fn answers_503_unhealthy_when_the_database_is_unreachable() {
-    let state = unreachable_database_state();
+    let state = unreachable_database();
     let (_, body) = send(
         &state,
         "GET",
@@ -48,7 +54,7 @@ async fn answers_503_unhealthy_when_the_database_is_unreachable() {
 #[tokio::test]
 async fn health_responses_are_never_cached() {
     let app = spawn_app(&[]).await;
-    let (headers, _) = send(&app.state, "GET", "/api/health", StatusCode::OK).await;
+    let (headers, _) = send(&app.function, "GET", "/api/health", StatusCode::OK).await;
     assert_eq!(
         headers["cache-control"],
         "no-cache, no-store, must-revalidate"
@@ -58,14 +64,14 @@ async fn health_responses_are_never_cached() {
 #[tokio::test]
 async fn head_answers_with_a_status_and_no_body() {
     let app = spawn_app(&[]).await;
-    let (headers, body) = send(&app.state, "HEAD", "/api/health", StatusCode::OK).await;
+    let (headers, body) = send(&app.function, "HEAD", "/api/health", StatusCode::OK).await;
     assert_eq!(body, serde_json::Value::Null);
     assert_eq!(
         headers["cache-control"],
         "no-cache, no-store, must-revalidate"
     );
     send(
-        &unreachable_database_state(),
+        &unreachable_database(),
         "HEAD",
         "/api/health",
         StatusCode::SERVICE_UNAVAILABLE,
@@ -79,7 +85,7 @@ async fn an_api_gateway_v2_request_is_served_with_its_request_id() {
     let mut payload = fixture("apigw-v2-request.json");
     payload["rawPath"] = "/api/health".into();
     payload["requestContext"]["http"]["path"] = "/api/health".into();
-    let response = invoke(&app.state, payload).await;
+    let response = invoke(&app.function, payload).await;
     assert_eq!(response["statusCode"], 200);
     assert_eq!(response["headers"]["x-request-id"], "LV7fzho-PHcEJPw=");
     let body: serde_json::Value =
@@ -90,6 +96,12 @@ async fn an_api_gateway_v2_request_is_served_with_its_request_id() {
 #[tokio::test]
 async fn an_unknown_path_is_a_json_404() {
     let app = spawn_app(&[]).await;
-    let (_, body) = send(&app.state, "GET", "/api/health/nope", StatusCode::NOT_FOUND).await;
+    let (_, body) = send(
+        &app.function,
+        "GET",
+        "/api/health/nope",
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     assert_eq!(body["error"]["code"], "not_found");
 }

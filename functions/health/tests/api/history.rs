@@ -7,7 +7,7 @@ async fn hours_outside_one_to_seven_hundred_twenty_is_a_400_naming_the_field() {
     let app = spawn_app(&[]).await;
     for hours in ["0", "721", "abc", "-3", "1.5"] {
         let (_, body) = send(
-            &app.state,
+            &app.function,
             "GET",
             &format!("/api/health/history?hours={hours}"),
             StatusCode::BAD_REQUEST,
@@ -22,7 +22,7 @@ async fn hours_outside_one_to_seven_hundred_twenty_is_a_400_naming_the_field() {
 async fn a_limit_out_of_range_is_a_400_naming_the_field() {
     let app = spawn_app(&[]).await;
     let (_, body) = send(
-        &app.state,
+        &app.function,
         "GET",
         "/api/health/history?limit=5000",
         StatusCode::BAD_REQUEST,
@@ -49,7 +49,7 @@ async fn uptime_is_the_share_of_checks_that_were_not_down() {
         .await;
     }
     let (_, body) = send(
-        &app.state,
+        &app.function,
         "GET",
         "/api/health/history?hours=1",
         StatusCode::OK,
@@ -68,7 +68,7 @@ async fn history_covers_only_the_requested_window() {
     insert_check(&app.db, "search", "healthy", chrono::Duration::minutes(30)).await;
     insert_check(&app.db, "search", "down", chrono::Duration::hours(3)).await;
     let (_, body) = send(
-        &app.state,
+        &app.function,
         "GET",
         "/api/health/history?hours=2",
         StatusCode::OK,
@@ -84,7 +84,7 @@ async fn history_filters_by_service() {
     insert_check(&app.db, "search", "healthy", chrono::Duration::minutes(5)).await;
     insert_check(&app.db, "payments", "down", chrono::Duration::minutes(5)).await;
     let (_, body) = send(
-        &app.state,
+        &app.function,
         "GET",
         "/api/health/history?service=payments",
         StatusCode::OK,
@@ -109,7 +109,7 @@ async fn recent_checks_are_capped_by_the_limit() {
         .await;
     }
     let (_, body) = send(
-        &app.state,
+        &app.function,
         "GET",
         "/api/health/history?limit=2",
         StatusCode::OK,

@@ -13,46 +13,37 @@ use axum::{
     http::{HeaderMap, Request, StatusCode},
     routing::get,
 };
-use health::{AppState, HealthConfig};
+use health::App;
 use lambda_runtime::{Context, LambdaEvent};
-use platform::config::Env;
+use platform::lambda::Function;
 use serde_json::Value;
 use testkit::TestDatabase;
 
 pub struct TestApp {
     pub db: TestDatabase,
-    pub state: AppState,
+    pub function: App,
 }
 
-/// A migrated database and the function's state, built by the production
-/// constructors from the given settings.
+/// A migrated database and the function, built from the given settings
+/// (with the database's `POSTGRES_URL`) by the constructor `main.rs` uses.
 pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
     let db = TestDatabase::migrated().await;
-    let config =
-        HealthConfig::from_env(&Env::from_pairs(settings.iter().copied())).expect("config");
-    let state = AppState::new(db.pool(), config).expect("state");
-    TestApp { db, state }
+    let function = App::build(&db.env(settings)).expect("the function");
+    TestApp { db, function }
 }
 
-/// State whose database cannot be reached.
-pub fn unreachable_database_state() -> AppState {
-    let port = closed_port();
-    let settings = platform::db::ConnectionSettings::parse(&format!(
-        "postgres://nobody@127.0.0.1:{port}/nothing?sslmode=disable"
-    ))
-    .expect("url");
-    let pool = platform::db::pool_for(
-        &settings,
-        1,
-        Duration::from_secs(2),
-        platform::db::Checkout::Verified,
-    )
-    .expect("pool");
-    AppState::new(
-        pool,
-        HealthConfig::from_env(&Env::from_pairs([])).expect("config"),
-    )
-    .expect("state")
+/// The function, configured with a database that cannot be reached.
+pub fn unreachable_database() -> App {
+    let url = format!(
+        "postgres://nobody@127.0.0.1:{}/nothing?sslmode=disable",
+        closed_port()
+    );
+    App::build(&platform::config::Env::from_pairs([
+        ("POSTGRES_URL", url.as_str()),
+        ("DB_POOL_MAX_SIZE", "1"),
+        ("DB_CONNECT_TIMEOUT_MS", "2000"),
+    ]))
+    .expect("the function")
 }
 
 pub fn closed_port() -> u16 {
@@ -65,7 +56,7 @@ pub fn closed_port() -> u16 {
 
 /// Sends a request through the production router, asserting its status.
 pub async fn send(
-    state: &AppState,
+    function: &App,
     method: &str,
     uri: &str,
     expected: StatusCode,
@@ -75,23 +66,15 @@ pub async fn send(
         .uri(uri)
         .body(Body::empty())
         .expect("request");
-    testkit::call(health::router(state.clone()), request, expected).await
+    testkit::call(function.router(), request, expected).await
 }
 
 /// Invokes the function with a raw Lambda payload through the shared
 /// dispatch, as the runtime would.
-pub async fn invoke(state: &AppState, payload: Value) -> Value {
-    let on_event = |event, _context| {
-        let state = state.clone();
-        async move { health::on_event(&state, event).await }
-    };
-    platform::lambda::handle(
-        health::router(state.clone()),
-        &on_event,
-        LambdaEvent::new(payload, Context::default()),
-    )
-    .await
-    .expect("invocation")
+pub async fn invoke(function: &App, payload: Value) -> Value {
+    platform::lambda::invoke(function, LambdaEvent::new(payload, Context::default()))
+        .await
+        .expect("invocation")
 }
 
 /// A local HTTP dependency with one route per behaviour.

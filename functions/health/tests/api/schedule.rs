@@ -9,7 +9,7 @@ async fn a_schedule_payload_writes_one_row_per_service() {
     let base = dependency().await;
     let targets = format!("search={base}/ok,payments={base}/broken");
     let app = spawn_app(&[("HEALTH_HTTP_TARGETS", &targets)]).await;
-    let result = invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    let result = invoke(&app.function, fixture("eventbridge-schedule.json")).await;
     assert_eq!(result["checks"].as_array().map(Vec::len), Some(3));
     let recorded: Vec<(String, String)> = rows(&app.db)
         .await
@@ -30,7 +30,7 @@ async fn a_schedule_payload_writes_one_row_per_service() {
 async fn a_healthy_row_carries_its_response_time() {
     let base = dependency().await;
     let app = spawn_app(&[("HEALTH_HTTP_TARGETS", &format!("search={base}/ok"))]).await;
-    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    invoke(&app.function, fixture("eventbridge-schedule.json")).await;
     let search = rows(&app.db)
         .await
         .into_iter()
@@ -49,7 +49,7 @@ async fn a_dependency_on_a_closed_port_is_down_without_hanging() {
     ])
     .await;
     let started = Instant::now();
-    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    invoke(&app.function, fixture("eventbridge-schedule.json")).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -73,7 +73,7 @@ async fn a_dependency_that_never_answers_is_down_after_the_timeout() {
     ])
     .await;
     let started = Instant::now();
-    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    invoke(&app.function, fixture("eventbridge-schedule.json")).await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -93,7 +93,7 @@ async fn unauthorized_and_forbidden_count_as_reachable() {
     let base = dependency().await;
     let targets = format!("a={base}/unauthorized,b={base}/forbidden");
     let app = spawn_app(&[("HEALTH_HTTP_TARGETS", &targets)]).await;
-    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    invoke(&app.function, fixture("eventbridge-schedule.json")).await;
     let statuses: Vec<String> = rows(&app.db)
         .await
         .into_iter()
@@ -112,7 +112,7 @@ async fn a_dependency_slower_than_the_threshold_is_degraded() {
         ("HEALTH_HTTP_TIMEOUT_MS", "5000"),
     ])
     .await;
-    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    invoke(&app.function, fixture("eventbridge-schedule.json")).await;
     let slow = rows(&app.db)
         .await
         .into_iter()
@@ -127,7 +127,7 @@ async fn the_scheduled_run_prunes_rows_older_than_the_retention() {
     let app = spawn_app(&[("HEALTH_RETENTION_DAYS", "30")]).await;
     insert_check(&app.db, "old", "healthy", chrono::Duration::days(31)).await;
     insert_check(&app.db, "recent", "healthy", chrono::Duration::days(29)).await;
-    invoke(&app.state, fixture("eventbridge-schedule.json")).await;
+    invoke(&app.function, fixture("eventbridge-schedule.json")).await;
     let services: Vec<String> = rows(&app.db).await.into_iter().map(|r| r.0).collect();
     assert_eq!(services, ["database", "recent"]);
 }
@@ -135,15 +135,15 @@ async fn the_scheduled_run_prunes_rows_older_than_the_retention() {
 #[tokio::test]
 async fn a_direct_check_command_runs_the_probes_too() {
     let app = spawn_app(&[]).await;
-    invoke(&app.state, serde_json::json!({"command": "check"})).await;
+    invoke(&app.function, serde_json::json!({"command": "check"})).await;
     assert_eq!(rows(&app.db).await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_scheduled_run_without_a_database_reports_an_error_instead_of_hanging() {
-    let state = crate::unreachable_database_state();
+    let state = crate::unreachable_database();
     let started = Instant::now();
-    let error = health::run_checks(&state)
+    let error = health::run_checks(&state.state)
         .await
         .expect_err("nothing can be recorded");
     assert!(

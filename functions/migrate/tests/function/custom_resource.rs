@@ -142,8 +142,7 @@ async fn an_unreachable_database_still_gets_a_failed_reply() {
 #[tokio::test]
 async fn a_missing_database_url_still_gets_a_failed_reply_naming_the_variable() {
     let (url, mut replies) = response_listener().await;
-    let config = platform::config::DatabaseConfig::from_env(&platform::config::Env::from_pairs([]));
-    let handler = migrate::lambda::Handler::new(config.map_err(|e| e.to_string()));
+    let handler = migrate::App::build(&platform::config::Env::from_pairs([]));
     invoke(&handler, request("create", &url))
         .await
         .expect("handled");

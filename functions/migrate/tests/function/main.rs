@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::{Router, body::Bytes, http::HeaderMap, routing::put};
 use lambda_runtime::{Context, LambdaEvent};
-use migrate::lambda::Handler;
-use platform::config::{DatabaseConfig, Env};
+use migrate::App;
+use platform::config::Env;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -43,11 +43,10 @@ pub async fn response_listener() -> (String, mpsc::UnboundedReceiver<Captured>) 
     )
 }
 
-pub fn handler_for(url: &str) -> Handler {
-    Handler::new(
-        DatabaseConfig::from_env(&Env::from_pairs([("POSTGRES_URL", url)]))
-            .map_err(|e| e.to_string()),
-    )
+/// The function, built by the constructor `main.rs` uses, for the database
+/// at `url`.
+pub fn handler_for(url: &str) -> App {
+    App::build(&Env::from_pairs([("POSTGRES_URL", url)]))
 }
 
 /// A context with a minute left, like a real invocation.
@@ -63,15 +62,6 @@ pub fn context() -> Context {
 
 /// Invokes the function as the Lambda runtime would: raw JSON through the
 /// shared dispatch.
-pub async fn invoke(handler: &Handler, payload: Value) -> Result<Value, lambda_runtime::Error> {
-    let on_event = |event, context| {
-        let handler = handler.clone();
-        async move { handler.handle(event, context).await }
-    };
-    platform::lambda::handle(
-        Router::new(),
-        &on_event,
-        LambdaEvent::new(payload, context()),
-    )
-    .await
+pub async fn invoke(function: &App, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    platform::lambda::invoke(function, LambdaEvent::new(payload, context())).await
 }
