@@ -91,12 +91,16 @@ pub enum ApiError {
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl ApiError {
-    /// A 400 naming the field at fault.
-    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A 400 naming the field at fault. Every such message has one shape,
+    /// the field followed by the rule it broke: `rule` is a predicate
+    /// ("must be between 1 and 200", "is required"), and the message reads
+    /// "limit must be between 1 and 200".
+    pub fn invalid_field(field: impl Into<String>, rule: impl std::fmt::Display) -> Self {
+        let field = field.into();
         Self::BadRequest {
             code: "invalid_field",
-            message: message.into(),
-            field: Some(field.into()),
+            message: format!("{field} {rule}"),
+            field: Some(field),
         }
     }
 

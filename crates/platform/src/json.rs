@@ -27,7 +27,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 ApiError::invalid_field(format!("{parent}.{field}"), "is required")
             }
             (None, ".") => ApiError::bad_request("invalid_body", message),
-            (None, _) => ApiError::invalid_field(path, message),
+            (None, _) => ApiError::invalid_field(path, format!("is invalid: {message}")),
         }
     })
 }
@@ -89,7 +89,7 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiErr
         if path == "." {
             ApiError::bad_request("invalid_query", message)
         } else {
-            ApiError::invalid_field(path, message)
+            ApiError::invalid_field(path, format!("is invalid: {message}"))
         }
     })
 }

@@ -22,9 +22,9 @@
 pub mod bootstrap;
 pub mod commands;
 pub mod csv_export;
-pub mod errors;
 pub mod paging;
 pub mod trail;
+pub mod triage;
 pub mod users;
 
 use access::{Access, session::SessionKeys};
@@ -117,10 +117,10 @@ fn router(state: AppState) -> Router {
         .route("/api/admin/audit", get(trail::list))
         .route("/api/admin/audit/export", get(trail::export))
         .route("/api/admin/audit/verify", get(trail::verify))
-        .route("/api/admin/errors", get(errors::list))
+        .route("/api/admin/errors", get(triage::list))
         .route(
             "/api/admin/errors/{id}",
-            get(errors::get).patch(errors::triage),
+            get(triage::get).patch(triage::triage),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(screen))

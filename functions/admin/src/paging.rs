@@ -40,7 +40,7 @@ pub fn decode<K: DeserializeOwned>(cursor: Option<&str>) -> Result<Option<K>, Ap
         .filter(|tree| platform::json::nul_field(tree).is_none())
         .and_then(|tree| serde_json::from_value(tree).ok())
         .map(Some)
-        .ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor this API issued"))
+        .ok_or_else(|| ApiError::invalid_field("cursor", "is not one this API issued"))
 }
 
 /// The years a time filter or cursor may name: PostgreSQL's `timestamp`
@@ -72,7 +72,7 @@ pub fn time_cursor(
     match key {
         Some((t, _)) if !YEARS.contains(&t.year()) => Err(ApiError::invalid_field(
             "cursor",
-            "not a cursor this API issued",
+            "is not one this API issued",
         )),
         other => Ok(other),
     }

@@ -94,7 +94,10 @@ async fn query(
         ("action", &filters.action),
     ] {
         if value.as_ref().is_some_and(|v| v.chars().count() > 255) {
-            return Err(ApiError::invalid_field(field, "at most 255 characters"));
+            return Err(ApiError::invalid_field(
+                field,
+                "must be at most 255 characters",
+            ));
         }
     }
     let from = paging::time("from", filters.from)?;
@@ -164,7 +167,7 @@ pub async fn export(
     if filters.limit.is_some() {
         return Err(ApiError::invalid_field(
             "limit",
-            "an export is as large as a response may be; follow x-next-cursor for the rest",
+            "is not taken by an export, which is as large as a response may be; follow x-next-cursor for the rest",
         ));
     }
     let after = paging::time_cursor(filters.cursor.as_deref())?;

@@ -122,7 +122,10 @@ pub async fn list(
         .as_ref()
         .is_some_and(|s| s.chars().count() > 200)
     {
-        return Err(ApiError::invalid_field("search", "at most 200 characters"));
+        return Err(ApiError::invalid_field(
+            "search",
+            "must be at most 200 characters",
+        ));
     }
     let pattern = query.search.as_deref().map(like_pattern);
     let (after_email, after_id) = after.unzip();
@@ -369,7 +372,7 @@ pub async fn grant(
                 _ => {
                     return Err(ApiError::invalid_field(
                         "userId",
-                        "give exactly one of userId and email",
+                        "or email must be given, not both",
                     ));
                 }
             }

@@ -6,11 +6,12 @@
 //! 500.
 
 pub mod analytics;
+pub mod browser_errors;
 pub mod client;
 pub mod config;
 pub mod db;
 pub mod device;
-pub mod errors;
+pub mod fields;
 pub mod fingerprint;
 pub mod jsonb;
 pub mod routes;

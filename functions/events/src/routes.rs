@@ -1,4 +1,6 @@
-//! HTTP: `POST /api/analytics/events`.
+//! The intake's HTTP routes: analytics events, Web Vitals (two paths) and
+//! browser errors (two paths), and what every one of them starts with
+//! ([`Beacon`]: who sent it, bots dropped, the body read).
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use platform::{ApiError, ApiResult};
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{AppState, analytics, client::ClientContext, db, errors, vitals};
+use crate::{AppState, analytics, browser_errors, client::ClientContext, db, fields, vitals};
 
 /// `sendBeacon` caps a body at 64 KiB; `fetch` batches from the front end
 /// (up to [`analytics::MAX_EVENTS_PER_BATCH`] events) may be larger.
@@ -181,14 +183,17 @@ fn query_session_id(query: Option<&str>) -> ApiResult<Option<String>> {
     };
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
-        .map_err(|_| ApiError::invalid_field("sessionId", "sessionId is not valid UTF-8"))?;
+        .map_err(|_| ApiError::invalid_field("sessionId", "is not valid UTF-8"))?;
     if decoded.contains('\0') {
-        return Err(ApiError::invalid_field("sessionId", "must not contain NUL"));
-    }
-    if decoded.chars().count() > analytics::MAX_SESSION_ID_CHARS {
         return Err(ApiError::invalid_field(
             "sessionId",
-            "sessionId is longer than 128 characters",
+            "must not contain NUL (\\u0000): PostgreSQL cannot store it",
+        ));
+    }
+    if decoded.chars().count() > fields::MAX_SESSION_ID_CHARS {
+        return Err(ApiError::invalid_field(
+            "sessionId",
+            "is longer than 128 characters",
         ));
     }
     Ok(Some(decoded.into_owned()).filter(|s| !s.is_empty()))
@@ -221,10 +226,10 @@ async fn ingest_vitals(
 }
 
 async fn ingest_error(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
-    let error = errors::parse_error(&beacon.json()?, &beacon.client)?;
+    let error = browser_errors::read_report(&beacon.json()?, &beacon.client)?;
     // Not retried: a repeat would count the occurrence twice.
     let mut connection = db::checked(&state.pool).await?;
-    let recorded = errors::record(&mut connection, &error)
+    let recorded = browser_errors::record(&mut connection, &error)
         .await
         .map_err(ApiError::internal("recording a browser error"))?;
     Ok(accepted(recorded))

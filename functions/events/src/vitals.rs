@@ -24,9 +24,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    analytics::{MAX_SESSION_ID_CHARS, MAX_USER_ID_CHARS, derived_id, field_error, text},
     client::{ClientContext, MAX_URL_CHARS},
     device::{self, Device},
+    fields::{MAX_SESSION_ID_CHARS, MAX_USER_ID_CHARS, derived_id, text},
 };
 
 pub const MAX_METRICS_PER_REQUEST: usize = 50;
@@ -88,41 +88,32 @@ fn one(
     let raw_name = text(item, name_key, &path(name_key), 16, true)?.unwrap_or_default();
     let metric_name = raw_name.to_ascii_uppercase();
     if thresholds(&metric_name).is_none() {
-        return Err(field_error(
+        return Err(ApiError::invalid_field(
             path(name_key),
-            format!(
-                "{} must be one of CLS, FCP, INP, LCP, TTFB; {raw_name:?} is not",
-                path(name_key)
-            ),
+            format!("must be one of CLS, FCP, INP, LCP, TTFB; {raw_name:?} is not"),
         ));
     }
     let value = item
         .get("value")
         .and_then(Value::as_f64)
-        .ok_or_else(|| field_error(path("value"), format!("{} must be a number", path("value"))))?;
+        .ok_or_else(|| ApiError::invalid_field(path("value"), "must be a number"))?;
     let max = if metric_name == "CLS" {
         MAX_CLS
     } else {
         MAX_MILLISECONDS
     };
     if !value.is_finite() || value < 0.0 || value > max {
-        return Err(field_error(
+        return Err(ApiError::invalid_field(
             path("value"),
-            format!(
-                "{} must be between 0 and {max} for {metric_name}",
-                path("value")
-            ),
+            format!("must be between 0 and {max} for {metric_name}"),
         ));
     }
     let rating = match text(item, "rating", &path("rating"), 32, false)? {
         Some(r @ ("good" | "needs-improvement" | "poor")) => r.to_owned(),
         Some(other) => {
-            return Err(field_error(
+            return Err(ApiError::invalid_field(
                 path("rating"),
-                format!(
-                    "{} must be good, needs-improvement or poor, not {other:?}",
-                    path("rating")
-                ),
+                format!("must be good, needs-improvement or poor, not {other:?}"),
             ));
         }
         None => rating(&metric_name, value).unwrap_or("poor").to_owned(),
@@ -138,25 +129,16 @@ fn one(
     .or(query_session)
     .or(metric_id)
     .ok_or_else(|| {
-        field_error(
+        ApiError::invalid_field(
             path("sessionId"),
-            format!(
-                "{} is required (or ?sessionId=, or the metric's id)",
-                path("sessionId")
-            ),
+            "is required (or ?sessionId=, or the metric's id)",
         )
     })?;
     let url = text(item, "url", &path("url"), MAX_URL_CHARS, false)?
         .map(str::to_owned)
         .or_else(|| client.page.clone())
         .ok_or_else(|| {
-            field_error(
-                path("url"),
-                format!(
-                    "{} is required when the request has no Referer",
-                    path("url")
-                ),
-            )
+            ApiError::invalid_field(path("url"), "is required when the request has no Referer")
         })?;
     let label = |key: &str| {
         text(item, key, &path(key), MAX_LABEL_CHARS, false).map(|v| v.map(str::to_owned))
@@ -219,7 +201,7 @@ pub fn parse_metrics(
                 .enumerate()
                 .map(|(i, item)| {
                     let item = item.as_object().ok_or_else(|| {
-                        field_error(format!("[{i}]"), format!("[{i}] must be an object"))
+                        ApiError::invalid_field(format!("[{i}]"), "must be an object")
                     })?;
                     one(
                         item,

@@ -114,7 +114,7 @@ fn bounded(field: &str, raw: Option<&str>, default: i64, max: i64) -> ApiResult<
             Ok(value) if (1..=max).contains(&value) => Ok(value),
             _ => Err(ApiError::invalid_field(
                 field,
-                format!("{field} must be a whole number from 1 to {max}"),
+                format!("must be a whole number from 1 to {max}"),
             )),
         },
     }
@@ -130,7 +130,7 @@ async fn history(
     if service.as_ref().is_some_and(|s| s.chars().count() > 64) {
         return Err(ApiError::invalid_field(
             "service",
-            "service names are at most 64 characters",
+            "must be at most 64 characters",
         ));
     }
     let since = Utc::now() - chrono::Duration::hours(hours);

@@ -3,11 +3,11 @@
 
 mod audit_trail;
 mod bootstrap;
-mod errors;
 mod hostile_input;
 mod lambda;
 mod permissions;
 mod sessions;
+mod triage;
 mod users;
 
 use admin::App;

@@ -2,9 +2,9 @@
 
 mod analytics;
 mod bots_and_cors;
+mod browser_errors;
 mod commit;
 mod connections;
-mod errors;
 mod restarts;
 mod storable;
 mod vitals;

@@ -21,9 +21,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    analytics::{MAX_SESSION_ID_CHARS, MAX_USER_ID_CHARS, field_error, text},
     client::{ClientContext, MAX_URL_CHARS},
-    device, fingerprint,
+    device,
+    fields::{MAX_SESSION_ID_CHARS, MAX_USER_ID_CHARS, text},
+    fingerprint,
 };
 
 pub const MAX_MESSAGE_CHARS: usize = 4_000;
@@ -61,7 +62,7 @@ pub struct NewError {
     pub fingerprint: String,
 }
 
-pub fn parse_error(body: &Value, client: &ClientContext) -> Result<NewError, ApiError> {
+pub fn read_report(body: &Value, client: &ClientContext) -> Result<NewError, ApiError> {
     let item: &Map<String, Value> = body
         .as_object()
         .ok_or_else(|| ApiError::bad_request("invalid_body", "the body must be a JSON object"))?;
@@ -71,13 +72,18 @@ pub fn parse_error(body: &Value, client: &ClientContext) -> Result<NewError, Api
     let severity = match text(item, "severity", "severity", 16, false)? {
         None => "error",
         Some(raw) => normalise_severity(raw).ok_or_else(|| {
-            field_error("severity", "severity must be one of critical, error, warning, info (or CRITICAL, HIGH, NORMAL, LOW)")
+            ApiError::invalid_field(
+                "severity",
+                "must be one of critical, error, warning, info (or CRITICAL, HIGH, NORMAL, LOW)",
+            )
         })?,
     };
     let url = text(item, "url", "url", MAX_URL_CHARS, false)?
         .map(str::to_owned)
         .or_else(|| client.page.clone())
-        .ok_or_else(|| field_error("url", "url is required when the request has no Referer"))?;
+        .ok_or_else(|| {
+            ApiError::invalid_field("url", "is required when the request has no Referer")
+        })?;
     let session_id =
         text(item, "sessionId", "sessionId", MAX_SESSION_ID_CHARS, true)?.unwrap_or_default();
     let fingerprint = match text(

@@ -162,7 +162,7 @@ async fn notes_longer_than_the_limit_are_refused() {
     let app = spawn_app().await;
     let token = app.admin("root", "super_admin", None).await;
     app.error_group("g1", "fp", "error", "boom").await;
-    let long = "x".repeat(admin::errors::MAX_NOTES_CHARS + 1);
+    let long = "x".repeat(admin::triage::MAX_NOTES_CHARS + 1);
     let body = app
         .expect(
             "PATCH",

@@ -139,7 +139,10 @@ pub async fn list(
         ));
     }
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::invalid_field("q", "at most 200 characters"));
+        return Err(ApiError::invalid_field(
+            "q",
+            "must be at most 200 characters",
+        ));
     }
     let after = paging::time_cursor(query.cursor.as_deref())?;
     let (after_time, after_id) = after.unzip();
@@ -250,7 +253,7 @@ pub async fn triage(
             {
                 return Err(ApiError::invalid_field(
                     "notes",
-                    format!("at most {MAX_NOTES_CHARS} characters"),
+                    format!("must be at most {MAX_NOTES_CHARS} characters"),
                 ));
             }
             let before = find_locked(&**tx, &id).await?;
