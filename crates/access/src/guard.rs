@@ -16,7 +16,6 @@ use std::sync::Arc;
 use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use lambda_http::RequestExt;
-use lambda_http::request::RequestContext;
 use platform::{
     ApiError, ApiResult,
     db::{Pool, PooledClient},
@@ -155,10 +154,6 @@ pub struct Authorized<R: ResourceMarker, A: ActionMarker> {
 }
 
 fn origin_of(parts: &Parts) -> Origin {
-    let source_ip = match parts.extensions.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
-        _ => None,
-    };
     let header = |name: &str| {
         parts
             .headers
@@ -167,9 +162,10 @@ fn origin_of(parts: &Parts) -> Origin {
             .map(str::to_owned)
     };
     Origin {
-        ip_address: source_ip.or_else(|| {
-            header("x-forwarded-for").and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
-        }),
+        ip_address: platform::http::client_address(
+            &parts.headers,
+            parts.extensions.request_context_ref(),
+        ),
         user_agent: header("user-agent"),
         request_id: platform::request_id::current(),
     }

@@ -132,6 +132,16 @@ impl ApiError {
         }
     }
 
+    /// A 400 for a body that is not valid JSON, with the parser's detail;
+    /// `field` when the fault is known to lie in one (`eventData`).
+    pub fn invalid_json(field: Option<String>, detail: impl std::fmt::Display) -> Self {
+        Self::BadRequest {
+            code: "invalid_json",
+            message: format!("the body is not valid JSON: {detail}"),
+            field,
+        }
+    }
+
     /// A 400 for a request that is malformed as a whole.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {

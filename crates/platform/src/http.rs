@@ -13,13 +13,14 @@
 use axum::{
     Router,
     extract::Request,
-    http::header,
+    http::{HeaderMap, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
+use lambda_http::request::RequestContext;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{ApiError, request_id};
+use crate::{ApiError, ApiResult, request_id};
 
 /// Longest rejection text carried over into an error body.
 const MAX_REJECTION_TEXT: usize = 1024;
@@ -78,6 +79,68 @@ async fn json_rejections(request: Request, next: Next) -> Response {
         }
     }
     answer
+}
+
+/// The client's address: API Gateway's `sourceIp`, the peer it saw, which
+/// the client cannot forge; only without it (local runs, another front
+/// door) the first `X-Forwarded-For` entry.
+pub fn client_address(headers: &HeaderMap, context: Option<&RequestContext>) -> Option<String> {
+    let source_ip = match context {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    };
+    source_ip.or_else(|| {
+        headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|first| first.trim().to_owned())
+            .filter(|first| !first.is_empty())
+    })
+}
+
+/// The body's declared media type, lower-case and without parameters
+/// (`application/json` for `Application/JSON; charset=utf-8`).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"))
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// Refuses, with a 415, a body whose media type is not one of `accepted`
+/// (`""` accepts a request without a type), or that is compressed: no route
+/// decodes a `Content-Encoding`, and reading compressed bytes as text would
+/// be a wrong 400 at best.
+pub fn check_body_type(headers: &HeaderMap, accepted: &[&str]) -> ApiResult<()> {
+    if let Some(encoding) = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e != "identity")
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "content encoding {encoding}; send the body uncompressed"
+        )));
+    }
+    let declared = media_type(headers).unwrap_or_default();
+    if accepted.contains(&declared.as_str()) {
+        return Ok(());
+    }
+    let shown = if declared.is_empty() {
+        "(none)"
+    } else {
+        &declared
+    };
+    Err(ApiError::UnsupportedMediaType(format!(
+        "{shown}; send {}",
+        accepted
+            .iter()
+            .filter(|a| !a.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" or ")
+    )))
 }
 
 #[cfg(test)]

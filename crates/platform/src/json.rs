@@ -7,9 +7,8 @@ use crate::ApiError;
 /// Parses `body` as `T`. A wrong or missing field is a 400 naming it
 /// (`permissions[1].actions`); a body that is not JSON at all is a 400 too.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}"))
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(None, e))?;
     // PostgreSQL text cannot hold U+0000; refused here, it is a 400 naming
     // the field instead of a failed statement.
     if let Some(path) = nul_field(&value) {

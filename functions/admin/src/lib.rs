@@ -150,17 +150,7 @@ async fn screen(request: Request, next: Next) -> Result<Response, ApiError> {
         Method::POST | Method::PATCH | Method::PUT
     ) && has_body
     {
-        let media_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase());
-        if media_type.as_deref() != Some("application/json") {
-            return Err(ApiError::UnsupportedMediaType(
-                media_type.unwrap_or_else(|| "(none)".into()),
-            ));
-        }
+        platform::http::check_body_type(request.headers(), &["application/json"])?;
     }
     Ok(next.run(request).await)
 }

@@ -41,24 +41,16 @@ impl ClientContext {
         self.user_agent.as_deref().is_some_and(|ua| BOTS.is_bot(ua))
     }
 
-    /// API Gateway's `sourceIp` is the peer it saw and cannot be forged by
-    /// the client; `X-Forwarded-For`'s first entry is used only without it
-    /// (local runs, other front doors).
+    /// The address by [`platform::http::client_address`]'s rule, kept as
+    /// far as `storage` allows.
     pub fn from_request(
         headers: &HeaderMap,
         context: Option<&RequestContext>,
         storage: IpStorage,
     ) -> Self {
-        let source_ip = match context {
-            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
-            _ => None,
-        };
-        let raw_ip = source_ip.or_else(|| {
-            header(headers, "x-forwarded-for")
-                .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
-        });
         Self {
-            ip_address: raw_ip.and_then(|ip| stored_ip(&ip, storage)),
+            ip_address: platform::http::client_address(headers, context)
+                .and_then(|ip| stored_ip(&ip, storage)),
             user_agent: header(headers, "user-agent")
                 .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
             page: header(headers, "referer").filter(|p| p.chars().count() <= MAX_URL_CHARS),

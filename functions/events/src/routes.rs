@@ -46,43 +46,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// JSON, or `text/plain` (what `sendBeacon` sends for a string), or no type
-/// at all; anything else is refused before the body is read. So is a
-/// `Content-Encoding` (gzip, say): the intake does not decode bodies, and
-/// reading compressed bytes as text would be a wrong 400 at best.
-fn check_content_type(request: &Request) -> ApiResult<()> {
-    if let Some(encoding) = request
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-        .filter(|e| !e.is_empty() && e != "identity")
-    {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "content encoding {encoding}; send the body uncompressed"
-        )));
-    }
-    let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let media_type = value
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    match media_type.as_str() {
-        "application/json" | "text/plain" | "" => Ok(()),
-        other => Err(ApiError::UnsupportedMediaType(format!(
-            "{other}; send application/json or text/plain"
-        ))),
-    }
-}
+/// at all; anything else, and a compressed body, is refused before the body
+/// is read.
+const BODY_TYPES: &[&str] = &["application/json", "text/plain", ""];
 
 /// Reads the body, mapping an oversized body to 413 and an empty one to
 /// 400.
 pub async fn body_bytes(request: Request) -> ApiResult<Bytes> {
-    check_content_type(&request)?;
+    platform::http::check_body_type(request.headers(), BODY_TYPES)?;
     let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge {
@@ -124,9 +95,8 @@ impl Beacon {
     /// The body as a JSON tree; malformed JSON is a 400, and so is a NUL
     /// anywhere in it (PostgreSQL text cannot hold one), naming its field.
     pub fn json(&self) -> ApiResult<Value> {
-        let value = serde_json::from_slice(&self.body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        })?;
+        let value =
+            serde_json::from_slice(&self.body).map_err(|e| ApiError::invalid_json(None, e))?;
         if let Some(field) = platform::json::nul_field(&value) {
             return Err(ApiError::invalid_field(
                 field,

@@ -188,11 +188,10 @@ fn check_event_data(data: &RawValue, path: FieldPath<'_>) -> Result<(), ApiError
                 "must not contain NUL (\\u0000): PostgreSQL cannot store it".to_owned(),
             ),
             Unstorable::LoneSurrogate => {
-                return ApiError::BadRequest {
-                    code: "invalid_json",
-                    message: format!("the body is not valid JSON: {path} holds half a UTF-16 surrogate pair"),
-                    field: Some(path.to_string()),
-                };
+                return ApiError::invalid_json(
+                    Some(path.to_string()),
+                    format_args!("{path} holds half a UTF-16 surrogate pair"),
+                );
             }
         };
         ApiError::invalid_field(field, message)

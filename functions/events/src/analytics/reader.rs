@@ -227,10 +227,7 @@ impl<'a> Scalar<'a> {
 }
 
 pub(super) fn malformed(error: &serde_json::Error) -> ApiError {
-    ApiError::bad_request(
-        "invalid_json",
-        format!("the body is not valid JSON: {error}"),
-    )
+    ApiError::invalid_json(None, error)
 }
 
 pub(super) fn empty_object() -> &'static RawValue {
