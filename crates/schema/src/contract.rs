@@ -263,20 +263,13 @@ impl Contract {
     /// compared (Prisma does not either); everything else is.
     pub fn diff(&self, found: &Contract) -> Vec<Difference> {
         let mut out = Vec::new();
-        let mut differ = |object: String, expected: String, found: String| {
-            out.push(Difference {
-                object,
-                expected,
-                found,
-            });
-        };
         for table in &self.tables {
             let Some(actual) = found.tables.iter().find(|t| t.name == table.name) else {
-                differ(
-                    format!("table {}", table.name),
-                    "present".into(),
-                    "missing".into(),
-                );
+                out.push(Difference {
+                    object: format!("table {}", table.name),
+                    expected: "present".into(),
+                    found: "missing".into(),
+                });
                 continue;
             };
             let pkey = format!("{}_pkey", table.name);
@@ -285,77 +278,81 @@ impl Contract {
                 .clone()
                 .unwrap_or_else(|| pkey.clone());
             if table.primary_key != actual.primary_key || actual_pkey != pkey {
-                differ(
-                    format!("primary key of {}", table.name),
-                    format!("{pkey} ({})", table.primary_key.join(", ")),
-                    if actual.primary_key.is_empty() {
+                out.push(Difference {
+                    object: format!("primary key of {}", table.name),
+                    expected: format!("{pkey} ({})", table.primary_key.join(", ")),
+                    found: if actual.primary_key.is_empty() {
                         "none".into()
                     } else {
                         format!("{actual_pkey} ({})", actual.primary_key.join(", "))
                     },
-                );
+                });
             }
-            for column in &table.columns {
-                let object = format!("column {}.{}", table.name, column.name);
-                match actual.columns.iter().find(|c| c.name == column.name) {
-                    None => differ(object, describe_column(column), "missing".into()),
-                    Some(a) if a != column => {
-                        differ(object, describe_column(column), describe_column(a))
-                    }
-                    Some(_) => {}
-                }
-            }
-            for column in actual
-                .columns
-                .iter()
-                .filter(|a| !table.columns.iter().any(|c| c.name == a.name))
-            {
-                differ(
-                    format!("column {}.{}", table.name, column.name),
-                    "absent".into(),
-                    describe_column(column),
-                );
-            }
-        }
-        for index in &self.indexes {
-            let object = format!("index {}", index.name);
-            match found.indexes.iter().find(|i| i.name == index.name) {
-                None => differ(object, describe_index(index), "missing".into()),
-                Some(a) if a != index => differ(object, describe_index(index), describe_index(a)),
-                Some(_) => {}
-            }
-        }
-        for index in found
-            .indexes
-            .iter()
-            .filter(|a| !self.indexes.iter().any(|i| i.name == a.name))
-        {
-            differ(
-                format!("index {}", index.name),
-                "absent".into(),
-                describe_index(index),
+            diff_named(
+                &mut out,
+                &format!("column {}.", table.name),
+                &table.columns,
+                &actual.columns,
+                |c| &c.name,
+                describe_column,
             );
         }
-        for key in &self.foreign_keys {
-            let object = format!("foreign key {}", key.name);
-            match found.foreign_keys.iter().find(|k| k.name == key.name) {
-                None => differ(object, describe_key(key), "missing".into()),
-                Some(a) if a != key => differ(object, describe_key(key), describe_key(a)),
-                Some(_) => {}
-            }
-        }
-        for key in found
-            .foreign_keys
-            .iter()
-            .filter(|a| !self.foreign_keys.iter().any(|k| k.name == a.name))
-        {
-            differ(
-                format!("foreign key {}", key.name),
-                "absent".into(),
-                describe_key(key),
-            );
-        }
+        diff_named(
+            &mut out,
+            "index ",
+            &self.indexes,
+            &found.indexes,
+            |i| &i.name,
+            describe_index,
+        );
+        diff_named(
+            &mut out,
+            "foreign key ",
+            &self.foreign_keys,
+            &found.foreign_keys,
+            |k| &k.name,
+            describe_key,
+        );
         out
+    }
+}
+
+/// Every difference between the `expected` and `found` objects of one
+/// kind, matched by name: missing, different (described both ways), or
+/// absent from the contract.
+fn diff_named<T: PartialEq>(
+    out: &mut Vec<Difference>,
+    kind: &str,
+    expected: &[T],
+    found: &[T],
+    name: impl Fn(&T) -> &String,
+    describe: impl Fn(&T) -> String,
+) {
+    for wanted in expected {
+        let object = format!("{kind}{}", name(wanted));
+        match found.iter().find(|f| name(f) == name(wanted)) {
+            None => out.push(Difference {
+                object,
+                expected: describe(wanted),
+                found: "missing".into(),
+            }),
+            Some(actual) if actual != wanted => out.push(Difference {
+                object,
+                expected: describe(wanted),
+                found: describe(actual),
+            }),
+            Some(_) => {}
+        }
+    }
+    for extra in found
+        .iter()
+        .filter(|f| !expected.iter().any(|e| name(e) == name(f)))
+    {
+        out.push(Difference {
+            object: format!("{kind}{}", name(extra)),
+            expected: "absent".into(),
+            found: describe(extra),
+        });
     }
 }
 
