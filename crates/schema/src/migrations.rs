@@ -7,10 +7,12 @@
 //!   application also has in its history. Recording them there, with
 //!   Prisma's columns and meaning, is what lets `prisma migrate deploy` see
 //!   them as applied.
-//! - [`Ledger::Bundle`] (`_bundle_migrations`, same columns) for migrations
+//! - [`Ledger::Bundle`] (`bundle.migrations`, same columns) for migrations
 //!   only the bundle has. Prisma would list a row it has no folder for as
 //!   "applied but missing locally" and `prisma migrate dev` would offer to
-//!   reset the database over it, so these stay out of Prisma's table.
+//!   reset the database over it, so these stay out of Prisma's table, and
+//!   the table itself stays out of Prisma's schema: everything the bundle
+//!   owns lives in schemas of its own (`bundle`, `audit_trail`).
 
 use sha2::{Digest, Sha256};
 
@@ -18,6 +20,10 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// Migrations that also exist in the Prisma application's history.
 pub const SHARED_WITH_PRISMA: &[&str] = &["20251111113117_add_phase8_and_phase9_features"];
+
+/// Later bundle migrations whose objects do not live on the contract's
+/// tables: `migrate down` keeps their records (and their objects).
+pub const INDEPENDENT_OF_CONTRACT: &[&str] = &["20261130120000_bundle_schema"];
 
 /// The contract migration's name.
 pub const CONTRACT_MIGRATION: &str = "20251111113117_add_phase8_and_phase9_features";
@@ -33,7 +39,7 @@ impl Ledger {
     pub fn table(self) -> &'static str {
         match self {
             Self::Prisma => "_prisma_migrations",
-            Self::Bundle => "_bundle_migrations",
+            Self::Bundle => "bundle.migrations",
         }
     }
 }

@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 
 use crate::{
     contract::Contract,
-    migrations::{self, CONTRACT_MIGRATION, Ledger, Migration},
+    migrations::{self, CONTRACT_MIGRATION, INDEPENDENT_OF_CONTRACT, Ledger, Migration},
 };
 
 /// `prisma migrate deploy`'s advisory lock key.
@@ -41,11 +41,72 @@ const CREATE_LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS {ledger} (
     "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
 )"#;
 
+/// The bundle's ledger, in the bundle's own schema, where Prisma's drift
+/// check does not look.
+const BUNDLE_LEDGER: &str = r#""bundle"."migrations""#;
+/// Where versions before migration `20261130120000_bundle_schema` kept it:
+/// in the datasource's schema, which that migration moves it out of.
+const EARLIER_BUNDLE_LEDGER: &str = r#""_bundle_migrations""#;
+const PRISMA_LEDGER: &str = r#""_prisma_migrations""#;
+
+/// Which ledgers exist, and where the bundle's is.
+#[derive(Debug, Clone, Copy)]
+struct Ledgers {
+    prisma: bool,
+    bundle: Option<&'static str>,
+}
+
+impl Ledgers {
+    async fn locate(client: &impl tokio_postgres::GenericClient) -> Result<Self, MigrateError> {
+        let found = client
+            .query_one(
+                r#"SELECT to_regclass('"_prisma_migrations"') IS NOT NULL,
+                          to_regclass('"bundle"."migrations"') IS NOT NULL,
+                          to_regclass('"_bundle_migrations"') IS NOT NULL"#,
+                &[],
+            )
+            .await
+            .doing("looking for the ledgers")?;
+        Ok(Self {
+            prisma: found.get(0),
+            bundle: if found.get(1) {
+                Some(BUNDLE_LEDGER)
+            } else if found.get(2) {
+                Some(EARLIER_BUNDLE_LEDGER)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The table of `ledger`, if it exists.
+    fn table(self, ledger: Ledger) -> Option<&'static str> {
+        match ledger {
+            Ledger::Prisma => self.prisma.then_some(PRISMA_LEDGER),
+            Ledger::Bundle => self.bundle,
+        }
+    }
+}
+
 /// `template` with `{ledger}` replaced by the ledger's quoted table name.
-/// Identifiers cannot be bound as parameters; these come from a closed
-/// enum, never from input, and every value stays a bound parameter.
-fn on_ledger(ledger: Ledger, template: &str) -> String {
-    template.replace("{ledger}", &format!("\"{}\"", ledger.table()))
+/// Identifiers cannot be bound as parameters; these come from constants,
+/// never from input, and every value stays a bound parameter.
+fn on_ledger(table: &str, template: &str) -> String {
+    template.replace("{ledger}", table)
+}
+
+/// The table of `ledger`, which [`lock_and_prepare_ledgers`] made sure of.
+async fn ledger_table(
+    tx: &tokio_postgres::Transaction<'_>,
+    ledger: Ledger,
+) -> Result<&'static str, MigrateError> {
+    Ledgers::locate(tx)
+        .await?
+        .table(ledger)
+        .ok_or_else(|| MigrateError::Database {
+            doing: "finding the migration ledger",
+            cause: format!("the {} ledger is missing", ledger.table()),
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,7 +308,13 @@ impl Migrator {
         let ledger = migration.ledger();
         let tx = client.transaction().await.doing("starting a transaction")?;
         lock_and_prepare_ledgers(&tx).await?;
-        let rows = read_ledger_rows(&tx, ledger, Some(&migration.name)).await?;
+        let rows = read_ledger_rows(
+            &tx,
+            ledger,
+            ledger_table(&tx, ledger).await?,
+            Some(&migration.name),
+        )
+        .await?;
         block_on_failures(&rows)?;
         if rows.iter().any(LedgerRow::is_applied) {
             tx.commit().await.doing("committing")?;
@@ -255,7 +322,7 @@ impl Migrator {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let insert = on_ledger(
-            ledger,
+            ledger_table(&tx, ledger).await?,
             r#"INSERT INTO {ledger} ("id", "checksum", "migration_name", "started_at", "applied_steps_count") VALUES ($1, $2, $3, now(), 0)"#,
         );
         tx.execute(&insert, &[&id, &migration.checksum(), &migration.name])
@@ -272,8 +339,10 @@ impl Migrator {
                 cause,
             });
         }
+        // Located again: a migration may move the ledger (as
+        // 20261130120000_bundle_schema does), its own row with it.
         let finish = on_ledger(
-            ledger,
+            ledger_table(&tx, ledger).await?,
             r#"UPDATE {ledger} SET "finished_at" = now(), "applied_steps_count" = 1 WHERE "id" = $1"#,
         );
         tx.execute(&finish, &[&id])
@@ -294,7 +363,7 @@ impl Migrator {
         let tx = client.transaction().await.doing("starting a transaction")?;
         lock_and_prepare_ledgers(&tx).await?;
         let insert = on_ledger(
-            migration.ledger(),
+            ledger_table(&tx, migration.ledger()).await?,
             r#"INSERT INTO {ledger} ("id", "checksum", "migration_name", "logs", "started_at", "applied_steps_count") VALUES ($1, $2, $3, $4, now(), 0)"#,
         );
         let logs = format!("rolled back, nothing applied: {cause}");
@@ -375,7 +444,7 @@ impl Migrator {
         let mut resolved = 0;
         for ledger in [Ledger::Prisma, Ledger::Bundle] {
             let sql = on_ledger(
-                ledger,
+                ledger_table(&tx, ledger).await?,
                 r#"UPDATE {ledger} SET "rolled_back_at" = now() WHERE "migration_name" = $1 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL"#,
             );
             resolved += tx
@@ -437,7 +506,11 @@ impl Migrator {
         let later: Vec<String> = self
             .migrations
             .iter()
-            .filter(|m| m.ledger() == Ledger::Bundle && m.name.as_str() > CONTRACT_MIGRATION)
+            .filter(|m| {
+                m.ledger() == Ledger::Bundle
+                    && m.name.as_str() > CONTRACT_MIGRATION
+                    && !INDEPENDENT_OF_CONTRACT.contains(&m.name.as_str())
+            })
             .map(|m| m.name.clone())
             .collect();
         let mut removed: Vec<String> = tx
@@ -450,15 +523,16 @@ impl Migrator {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        let remove_later = on_ledger(
+            ledger_table(&tx, Ledger::Bundle).await?,
+            r#"DELETE FROM {ledger} WHERE "migration_name" = ANY($1) RETURNING "migration_name""#,
+        );
         removed.extend(
-            tx.query(
-                r#"DELETE FROM "_bundle_migrations" WHERE "migration_name" = ANY($1) RETURNING "migration_name""#,
-                &[&later],
-            )
-            .await
-            .doing("removing later bundle records")?
-            .iter()
-            .map(|r| r.get::<_, String>(0)),
+            tx.query(&remove_later, &[&later])
+                .await
+                .doing("removing later bundle records")?
+                .iter()
+                .map(|r| r.get::<_, String>(0)),
         );
         tx.commit().await.doing("committing the rollback")?;
         Ok(DownReport {
@@ -488,36 +562,30 @@ async fn lock_and_prepare_ledgers(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ADVISORY_LOCK_KEY])
         .await
         .doing("waiting for the migration lock")?;
-    let present = tx
-        .query_one(
-            "SELECT to_regclass('\"_prisma_migrations\"') IS NOT NULL, to_regclass('\"_bundle_migrations\"') IS NOT NULL",
-            &[],
-        )
+    let ledgers = Ledgers::locate(tx).await?;
+    if !ledgers.prisma {
+        tx.batch_execute(&on_ledger(PRISMA_LEDGER, CREATE_LEDGER))
+            .await
+            .doing("creating a migration ledger")?;
+    }
+    if ledgers.bundle.is_none() {
+        tx.batch_execute(&format!(
+            r#"CREATE SCHEMA IF NOT EXISTS "bundle"; {}"#,
+            on_ledger(BUNDLE_LEDGER, CREATE_LEDGER)
+        ))
         .await
-        .doing("looking for the ledgers")?;
-    for (column, ledger) in [(0, Ledger::Prisma), (1, Ledger::Bundle)] {
-        if !present.get::<_, bool>(column) {
-            tx.batch_execute(&on_ledger(ledger, CREATE_LEDGER))
-                .await
-                .doing("creating a migration ledger")?;
-        }
+        .doing("creating a migration ledger")?;
     }
     Ok(())
 }
 
 /// Both ledgers, whichever exist, in one round trip each.
 async fn read_ledgers(client: &Client) -> Result<Vec<LedgerRow>, MigrateError> {
-    let present = client
-        .query_one(
-            "SELECT to_regclass('\"_prisma_migrations\"') IS NOT NULL, to_regclass('\"_bundle_migrations\"') IS NOT NULL",
-            &[],
-        )
-        .await
-        .doing("looking for the ledgers")?;
+    let ledgers = Ledgers::locate(client).await?;
     let mut rows = Vec::new();
-    for (column, ledger) in [(0, Ledger::Prisma), (1, Ledger::Bundle)] {
-        if present.get::<_, bool>(column) {
-            rows.extend(read_ledger_rows(client, ledger, None).await?);
+    for ledger in [Ledger::Prisma, Ledger::Bundle] {
+        if let Some(table) = ledgers.table(ledger) {
+            rows.extend(read_ledger_rows(client, ledger, table, None).await?);
         }
     }
     Ok(rows)
@@ -526,10 +594,11 @@ async fn read_ledgers(client: &Client) -> Result<Vec<LedgerRow>, MigrateError> {
 async fn read_ledger_rows(
     client: &impl tokio_postgres::GenericClient,
     ledger: Ledger,
+    table: &str,
     only: Option<&str>,
 ) -> Result<Vec<LedgerRow>, MigrateError> {
     let sql = on_ledger(
-        ledger,
+        table,
         r#"SELECT "migration_name", "checksum", "started_at", "finished_at", "rolled_back_at", "logs" FROM {ledger} WHERE $1::text IS NULL OR "migration_name" = $1 ORDER BY "started_at""#,
     );
     Ok(client

@@ -29,7 +29,7 @@ async fn eight_concurrent_runs_all_succeed_and_apply_each_migration_once() {
     let client = db.connect().await;
     let rows: i64 = client
         .query_one(
-            r#"SELECT (SELECT count(*) FROM "_prisma_migrations") + (SELECT count(*) FROM "_bundle_migrations")"#,
+            r#"SELECT (SELECT count(*) FROM "_prisma_migrations") + (SELECT count(*) FROM "bundle"."migrations")"#,
             &[],
         )
         .await
@@ -55,7 +55,7 @@ async fn a_rerun_on_a_migrated_database_applies_and_writes_nothing() {
 }
 
 async fn ledger_rows(client: &tokio_postgres::Client) -> Vec<String> {
-    let mut rows = crate::rows_as_json(client, "_prisma_migrations").await;
-    rows.extend(crate::rows_as_json(client, "_bundle_migrations").await);
+    let mut rows = crate::rows_as_json(client, r#""_prisma_migrations""#).await;
+    rows.extend(crate::rows_as_json(client, r#""bundle"."migrations""#).await);
     rows
 }

@@ -49,7 +49,7 @@ async fn a_failure_is_recorded_with_its_cause_for_operators() {
     let _ = with_a_broken_migration().up(&mut client).await;
     let row = client
         .query_one(
-            r#"SELECT "finished_at" IS NULL, "rolled_back_at" IS NULL, "logs" FROM "_bundle_migrations" WHERE "migration_name" = '20991231000000_broken'"#,
+            r#"SELECT "finished_at" IS NULL, "rolled_back_at" IS NULL, "logs" FROM "bundle"."migrations" WHERE "migration_name" = '20991231000000_broken'"#,
             &[],
         )
         .await

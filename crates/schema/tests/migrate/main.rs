@@ -2,24 +2,25 @@
 
 mod concurrency;
 mod contract;
+mod datasource;
 mod failures;
 mod prisma;
 mod rollback;
 
 use tokio_postgres::Client;
 
-/// Everything about the schema a test may want to compare before and
-/// after: columns, index definitions and constraints of every table, the
-/// bundle's own ledger excepted.
+/// Everything about the application's schema a test may want to compare
+/// before and after: columns, index definitions and constraints of every
+/// table (the bundle's own objects live in schemas of their own).
 pub async fn schema_snapshot(client: &Client) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for row in client
         .query(
             "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '-') \
-             FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> '_bundle_migrations' \
-             UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename <> '_bundle_migrations' \
+             FROM information_schema.columns WHERE table_schema = current_schema() \
+             UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
              UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
-                 WHERE connamespace = current_schema()::regnamespace AND conrelid <> coalesce(to_regclass('_bundle_migrations'), 0) \
+                 WHERE connamespace = current_schema()::regnamespace \
              ORDER BY 1",
             &[],
         )
@@ -39,12 +40,12 @@ pub async fn table_exists(client: &Client, table: &str) -> bool {
         .get(0)
 }
 
-/// Every row of `table`, as JSON text, in a stable order: for comparing a
-/// ledger before and after.
+/// Every row of `table` (a quoted, possibly qualified name), as JSON text,
+/// in a stable order: for comparing a ledger before and after.
 pub async fn rows_as_json(client: &Client, table: &str) -> Vec<String> {
     client
         .query(
-            &format!("SELECT row_to_json(t)::text FROM \"{table}\" t ORDER BY 1"),
+            &format!("SELECT row_to_json(t)::text FROM {table} t ORDER BY 1"),
             &[],
         )
         .await

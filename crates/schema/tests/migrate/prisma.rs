@@ -45,7 +45,7 @@ async fn a_database_prisma_already_migrated_is_recognised_and_left_untouched() {
         .await
         .expect("prisma row");
     let schema_before = crate::schema_snapshot(&client).await;
-    let ledger_before = crate::rows_as_json(&client, "_prisma_migrations").await;
+    let ledger_before = crate::rows_as_json(&client, r#""_prisma_migrations""#).await;
 
     let report = Migrator::embedded().up(&mut client).await.expect("up");
 
@@ -56,7 +56,7 @@ async fn a_database_prisma_already_migrated_is_recognised_and_left_untouched() {
     );
     assert_eq!(crate::schema_snapshot(&client).await, schema_before);
     assert_eq!(
-        crate::rows_as_json(&client, "_prisma_migrations").await,
+        crate::rows_as_json(&client, r#""_prisma_migrations""#).await,
         ledger_before
     );
 }
