@@ -204,7 +204,7 @@ pub fn redact(value: Value) -> Value {
 }
 
 /// What is wrong with one link of the chain or one row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     /// The row's content no longer hashes to its link: it was changed.
@@ -235,12 +235,14 @@ pub enum Problem {
     OutOfOrder {
         seq: i64,
         audit_id: String,
+        #[schema(value_type = String)]
         timestamp: NaiveDateTime,
+        #[schema(value_type = String)]
         chained_at: NaiveDateTime,
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
     pub intact: bool,

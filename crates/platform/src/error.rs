@@ -295,20 +295,29 @@ fn pool_error_kind(error: &deadpool_postgres::PoolError) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error answer of every function.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
+pub struct ErrorDetail<'a> {
+    /// Stable, for machines: `invalid_field`, `invalid_json`, `unauthorized`,
+    /// `forbidden`, `not_found`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `constraint_violation`, `unavailable`,
+    /// `internal`, ...
+    pub code: &'a str,
+    /// For people: the field followed by the rule it broke, or what went
+    /// wrong. A 500 says only that it happened.
+    pub message: String,
+    /// The input field at fault, as a path (`events[3].eventType`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<&'a str>,
+    /// API Gateway's request id, also on every log line of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
+    pub request_id: Option<String>,
 }
 
 impl IntoResponse for ApiError {

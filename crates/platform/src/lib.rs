@@ -5,6 +5,7 @@
 //! router ends with [`http::finish`], and hands it to [`lambda::run`].
 //! Everything here is testable without Lambda.
 
+pub mod api_doc;
 pub mod clock;
 pub mod config;
 pub mod connection;

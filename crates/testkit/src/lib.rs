@@ -189,6 +189,46 @@ pub async fn call(
     (headers, body)
 }
 
+/// `(METHOD, path)` of every HTTP route `template.yaml` deploys.
+pub fn deployed_routes() -> std::collections::BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+        .unwrap_or_else(|e| panic!("template.yaml: {e}"));
+    let mut routes = std::collections::BTreeSet::new();
+    let mut method = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("Method: ") {
+            method = Some(m.to_owned());
+        }
+        if let Some(path) = line.strip_prefix("Path: ")
+            && let Some(m) = method.take()
+        {
+            routes.insert((m, path.to_owned()));
+        }
+    }
+    routes
+}
+
+/// `(METHOD, path)` of every route `cargo lambda watch` serves locally (the
+/// `[workspace.metadata.lambda.watch.router]` table of `Cargo.toml`).
+pub fn watched_routes() -> std::collections::BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
+        .unwrap_or_else(|e| panic!("Cargo.toml: {e}"));
+    let mut routes = std::collections::BTreeSet::new();
+    let mut path = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("\"/api/") {
+            path = line.split('"').nth(1).map(str::to_owned);
+        }
+        for chunk in line.split("method = \"").skip(1) {
+            let method = chunk.split('"').next().unwrap_or_default().to_owned();
+            if let Some(p) = &path {
+                routes.insert((method, p.clone()));
+            }
+        }
+    }
+    routes
+}
+
 /// A JSON payload from the workspace's `tests/data/`.
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -101,6 +101,55 @@ impl FromRef<AppState> for Access {
     }
 }
 
+/// The admin API's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        users::list, users::grant, users::get, users::update, users::revoke,
+        trail::list, trail::export, trail::verify,
+        triage::list, triage::get, triage::triage,
+    ),
+    components(schemas(platform::error::ErrorBody)),
+    modifiers(&SessionSchemes),
+    tags((name = "admin", description = "The admin API: a session of the Next.js site (NextAuth v4 or Auth.js v5), role-based permissions declared per route, every change audited in its own transaction."))
+)]
+struct ApiDoc;
+
+/// The session the admin routes read: the site's cookie, or the same token
+/// as a bearer token.
+struct SessionSchemes;
+
+impl utoipa::Modify for SessionSchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Secure-authjs.session-token",
+                "The site's session cookie (Auth.js v5; also authjs.session-token, and NextAuth v4's next-auth.session-token, __Secure- on https; chunks .0, .1, ... joined).",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWE")
+                    .description(Some("The same session token in `Authorization: Bearer`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The admin API as an OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
 /// The largest body an admin mutation takes. The biggest legitimate one (a
 /// grant with an override for every resource) is under 2 KiB; refused
 /// bodies are cut into the audit trail, and accepted ones are stored in it

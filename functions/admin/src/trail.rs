@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::Row;
 
+use platform::api_doc::{Forbidden, Invalid, Unauthenticated, Unavailable};
+use utoipa::{IntoParams, ToSchema};
+
 use crate::{
     csv_export::CsvPage,
     paging::{self, Page},
@@ -26,7 +29,7 @@ const EXPORT_PAGE_ROWS_USIZE: usize = 5_000;
 /// Lambda's response JSON escapes it, and checked before each row is added.
 pub const EXPORT_PAGE_BYTES: usize = paging::MAX_PAGE_BYTES;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRow {
     id: String,
@@ -42,6 +45,8 @@ pub struct AuditRow {
     request_id: Option<String>,
     success: bool,
     error_message: Option<String>,
+    /// UTC, ISO 8601 without an offset.
+    #[schema(value_type = String)]
     timestamp: NaiveDateTime,
 }
 
@@ -66,8 +71,9 @@ impl AuditRow {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct Filters {
     user_id: Option<String>,
     resource: Option<String>,
@@ -141,7 +147,30 @@ async fn query(
     Ok(rows.iter().map(AuditRow::from_row).collect())
 }
 
+/// A page of audit rows, as [`Page`] writes it.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct AuditPage {
+    entries: Vec<AuditRow>,
+    /// Continues after the last row; absent on the last page.
+    next_cursor: Option<String>,
+}
+
 /// `GET /api/admin/audit?userId=&resource=&resourceId=&action=&success=&from=&to=&limit=&cursor=`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/audit",
+    tag = "admin",
+    summary = "Read the audit trail",
+    description = "Newest first, filtered; keyset paging. A field of a row over 64 KiB is cut (text) or replaced by `{omitted, bytes}`. Needs `audit_logs:read`.",
+    params(Filters),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of rows.", body = AuditPage),
+        Invalid, Unauthenticated, Forbidden, Unavailable,
+    )
+)]
 pub async fn list(
     mut auth: Authorized<resource::AuditLogs, action::Read>,
     RawQuery(raw): RawQuery,
@@ -159,6 +188,20 @@ pub async fn list(
 /// newest first. A Lambda response is capped at 6 MB, so one export holds
 /// at most [`EXPORT_PAGE_ROWS`] rows or [`EXPORT_PAGE_BYTES`] bytes; when
 /// more remain, `x-next-cursor` continues where it stopped.
+#[utoipa::path(
+    get,
+    path = "/api/admin/audit/export",
+    tag = "admin",
+    summary = "Export the audit trail as CSV",
+    description = "The filters of the list, newest first, at most 5,000 rows or 4 MiB once JSON-escaped (Lambda's response limit is 6 MB); `x-next-cursor` continues. Every cell is defused against spreadsheet formulas and cut at 64 KiB. Needs `audit_logs:export`.",
+    params(Filters),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "CSV with a header row.", content_type = "text/csv", body = String,
+         headers(("x-next-cursor" = String, description = "The cursor of the next export, when rows remain."))),
+        Invalid, Unauthenticated, Forbidden, Unavailable,
+    )
+)]
 pub async fn export(
     mut auth: Authorized<resource::AuditLogs, action::Export>,
     RawQuery(raw): RawQuery,
@@ -246,6 +289,18 @@ pub async fn export(
 }
 
 /// `GET /api/admin/audit/verify`: recomputes the hash chain.
+#[utoipa::path(
+    get,
+    path = "/api/admin/audit/verify",
+    tag = "admin",
+    summary = "Verify the audit trail's hash chain",
+    description = "Recomputes every link in one snapshot: altered, missing, reordered, unchained, misdated rows, and a chain restarted from genesis. Needs `audit_logs:read`.",
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The verification.", body = Verification),
+        Unauthenticated, Forbidden, Unavailable,
+    )
+)]
 pub async fn verify(
     mut auth: Authorized<resource::AuditLogs, action::Read>,
 ) -> ApiResult<Json<Verification>> {

@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::{GenericClient, Row};
 
+use platform::api_doc::{
+    Forbidden, Invalid, NotFound, TooLarge, Unauthenticated, Unavailable, Unprocessable,
+    WrongMediaType,
+};
+use utoipa::{IntoParams, ToSchema};
+
 use crate::paging::{self, Page};
 use crate::users::like_pattern;
 
@@ -27,7 +33,7 @@ const OCCURRENCES_SHOWN: i64 = 20;
 pub const MAX_NOTES_CHARS: usize = 5000;
 const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorGroup {
     id: String,
@@ -42,12 +48,16 @@ pub struct ErrorGroup {
     os: Option<String>,
     severity: String,
     resolved: bool,
+    /// UTC, ISO 8601 without an offset.
+    #[schema(value_type = Option<String>)]
     resolved_at: Option<NaiveDateTime>,
     resolved_by: Option<String>,
     notes: Option<String>,
     fingerprint: Option<String>,
     count: i32,
     /// Last seen.
+    /// Last seen: UTC, ISO 8601 without an offset.
+    #[schema(value_type = String)]
     timestamp: NaiveDateTime,
 }
 
@@ -109,8 +119,9 @@ async fn read(client: &impl GenericClient, id: &str, locking: &str) -> ApiResult
         .ok_or_else(|| ApiError::NotFound(format!("error group {id:?}")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     severity: Option<String>,
     resolved: Option<bool>,
@@ -124,6 +135,29 @@ struct ListQuery {
 
 /// `GET /api/admin/errors?severity=&resolved=&from=&to=&q=&limit=&cursor=`,
 /// most recently seen first.
+/// A page of error groups, as [`Page`] writes it.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct ErrorPage {
+    errors: Vec<ErrorGroup>,
+    /// Continues after the last group; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/errors",
+    tag = "admin",
+    summary = "List error groups",
+    description = "Most recently seen first, filtered; keyset paging with `limit` and the `nextCursor` of the previous page. Needs `errors:read`.",
+    params(ListQuery),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of groups.", body = ErrorPage),
+        Invalid, Unauthenticated, Forbidden, Unavailable,
+    )
+)]
 pub async fn list(
     mut auth: Authorized<resource::Errors, action::Read>,
     RawQuery(query): RawQuery,
@@ -185,8 +219,10 @@ pub async fn list(
     )))
 }
 
-#[derive(Serialize)]
+/// An error group and other rows with its fingerprint.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ErrorGroupDetail)]
 pub struct ErrorDetail {
     #[serde(flatten)]
     group: ErrorGroup,
@@ -195,6 +231,19 @@ pub struct ErrorDetail {
 
 /// `GET /api/admin/errors/{id}`: the group and up to 20 other rows with its
 /// fingerprint.
+#[utoipa::path(
+    get,
+    path = "/api/admin/errors/{id}",
+    tag = "admin",
+    summary = "Get an error group",
+    description = "The group and up to 20 other rows with its fingerprint. Needs `errors:read`.",
+    params(("id" = String, Path, description = "The group's id.")),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The group.", body = ErrorDetail),
+        Invalid, Unauthenticated, Forbidden, NotFound, Unavailable,
+    )
+)]
 pub async fn get(
     mut auth: Authorized<resource::Errors, action::Read>,
     Path(id): Path<String>,
@@ -223,7 +272,7 @@ pub async fn get(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Triage {
     resolved: bool,
@@ -233,6 +282,20 @@ struct Triage {
 /// `PATCH /api/admin/errors/{id}`: `{"resolved": true|false, "notes"?}`.
 /// Resolving records who and when; reopening clears both. Notes are
 /// appended, dated and signed, never overwritten.
+#[utoipa::path(
+    patch,
+    path = "/api/admin/errors/{id}",
+    tag = "admin",
+    summary = "Resolve or reopen an error group",
+    description = "Resolving records who and when; reopening clears both. Notes are appended, dated and signed, never overwritten. Audited. Needs `errors:update`.",
+    params(("id" = String, Path, description = "The group's id.")),
+    request_body = Triage,
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The group as it now is.", body = ErrorGroup),
+        Invalid, Unauthenticated, Forbidden, NotFound, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+    )
+)]
 pub async fn triage(
     mut auth: Authorized<resource::Errors, action::Update>,
     Path(id): Path<String>,

@@ -19,12 +19,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};
 
+use platform::api_doc::{
+    Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated, Unavailable, Unprocessable,
+    WrongMediaType,
+};
+use utoipa::{IntoParams, ToSchema};
+
 use crate::paging::{self, Page};
 
 const SELECT_USER: &str = r#"SELECT u."id", u."email", u."name", a."role", a."permissions", a."createdAt", a."updatedAt"
     FROM "users" u LEFT JOIN "admin_users" a ON a."userId" = u."id""#;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminUser {
     pub user_id: String,
@@ -32,11 +38,15 @@ pub struct AdminUser {
     pub name: Option<String>,
     /// `user` for someone with no admin grant.
     pub role: String,
-    /// The stored overrides, `null` for the role's defaults.
+    /// The stored overrides, `null` for the role's defaults:
+    /// `[{"resource", "actions": [...]}]`.
     pub permissions: Value,
-    /// What the role and overrides add up to.
+    /// What the role and overrides add up to: resource to actions.
     pub effective_permissions: Value,
+    /// UTC, ISO 8601 without an offset; `null` for someone with no grant.
+    #[schema(value_type = Option<String>)]
     pub admin_since: Option<chrono::NaiveDateTime>,
+    #[schema(value_type = Option<String>)]
     pub updated_at: Option<chrono::NaiveDateTime>,
 }
 
@@ -86,8 +96,9 @@ async fn find(client: &impl GenericClient, user_id: &str) -> ApiResult<Option<Ad
     Ok(row.as_ref().map(AdminUser::from_row))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     search: Option<String>,
     role: Option<String>,
@@ -100,6 +111,29 @@ struct ListQuery {
 
 /// `GET /api/admin/users?search=&role=&scope=admins|all&limit=&cursor=`,
 /// ordered by email then id.
+/// A page of users, as [`Page`] writes it.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct UserPage {
+    users: Vec<AdminUser>,
+    /// Continues after the last user; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/users",
+    tag = "admin",
+    summary = "List admins (or all users)",
+    description = "By email then id; `scope=all` lists every user, to find one to grant. Needs `users:read`.",
+    params(ListQuery),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users.", body = UserPage),
+        Invalid, Unauthenticated, Forbidden, Unavailable,
+    )
+)]
 pub async fn list(
     mut auth: Authorized<resource::Users, action::Read>,
     RawQuery(query): RawQuery,
@@ -168,6 +202,18 @@ pub fn like_pattern(text: &str) -> String {
 }
 
 /// `GET /api/admin/users/{userId}`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/users/{userId}",
+    tag = "admin",
+    summary = "Get a user and their admin grant",
+    params(("userId" = String, Path, description = "`users.id`.")),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The user.", body = AdminUser),
+        Invalid, Unauthenticated, Forbidden, NotFound, Unavailable,
+    )
+)]
 pub async fn get(
     mut auth: Authorized<resource::Users, action::Read>,
     Path(user_id): Path<String>,
@@ -179,22 +225,30 @@ pub async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("user {user_id:?}")))
 }
 
-#[derive(Debug, Deserialize)]
+/// Makes an existing user (by `userId` or `email`, not both) an admin.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Grant {
     user_id: Option<String>,
     email: Option<String>,
+    /// super_admin, admin, moderator or user.
     role: String,
+    /// Overrides: `[{"resource", "actions": [...]}]`, each resource and
+    /// each action of an entry at most once; `null` or absent for the
+    /// role's defaults.
     #[serde(default)]
     permissions: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Update {
+    /// super_admin, admin, moderator or user (demoting to user needs
+    /// users:delete).
     role: Option<String>,
     /// Absent: unchanged; `null`: back to the role's defaults.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<Object>>)]
     permissions: Option<Value>,
 }
 
@@ -340,6 +394,19 @@ fn keep_one_super_admin(
 
 /// `POST /api/admin/users`: `{"userId" | "email", "role", "permissions"?}`
 /// makes an existing user an admin.
+#[utoipa::path(
+    post,
+    path = "/api/admin/users",
+    tag = "admin",
+    summary = "Grant admin to an existing user",
+    description = "Nobody grants beyond their own permissions; only an unrestricted super_admin grants super_admin. Audited. Needs `users:create`.",
+    request_body = Grant,
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "The new admin.", body = AdminUser),
+        Invalid, Unauthenticated, Forbidden, NotFound, Conflict, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+    )
+)]
 pub async fn grant(
     mut auth: Authorized<resource::Users, action::Create>,
     body: Bytes,
@@ -425,6 +492,20 @@ pub async fn grant(
 }
 
 /// `PATCH /api/admin/users/{userId}`: `{"role"?, "permissions"?}`.
+#[utoipa::path(
+    patch,
+    path = "/api/admin/users/{userId}",
+    tag = "admin",
+    summary = "Change an admin's role or overrides",
+    description = "Nobody changes an admin who holds more than they do; the last unrestricted super_admin stays; demoting to user needs users:delete. Audited. Needs `users:update`.",
+    params(("userId" = String, Path, description = "`users.id`.")),
+    request_body = Update,
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The admin as they now are.", body = AdminUser),
+        Invalid, Unauthenticated, Forbidden, NotFound, Conflict, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+    )
+)]
 pub async fn update(
     mut auth: Authorized<resource::Users, action::Update>,
     Path(user_id): Path<String>,
@@ -473,6 +554,19 @@ pub async fn update(
 
 /// `DELETE /api/admin/users/{userId}`: revokes the admin grant; the user
 /// stays a user of the site.
+#[utoipa::path(
+    delete,
+    path = "/api/admin/users/{userId}",
+    tag = "admin",
+    summary = "Revoke an admin grant",
+    description = "The user stays a user of the site. Audited. Needs `users:delete`.",
+    params(("userId" = String, Path, description = "`users.id`.")),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked."),
+        Invalid, Unauthenticated, Forbidden, NotFound, Conflict, Unavailable,
+    )
+)]
 pub async fn revoke(
     mut auth: Authorized<resource::Users, action::Delete>,
     Path(user_id): Path<String>,

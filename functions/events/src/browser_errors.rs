@@ -62,6 +62,42 @@ pub struct NewError {
     pub fingerprint: String,
 }
 
+/// The request body [`read_report`] reads, for the API description.
+pub mod wire {
+    use serde::Deserialize;
+    use utoipa::ToSchema;
+
+    /// A browser error, from the site's reporting code.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    pub struct ErrorReport {
+        #[schema(
+            min_length = 1,
+            max_length = 4000,
+            example = "TypeError: x is undefined"
+        )]
+        message: String,
+        #[schema(min_length = 1, max_length = 128)]
+        session_id: String,
+        #[schema(max_length = 32768)]
+        stack: Option<String>,
+        #[schema(max_length = 128)]
+        error_type: Option<String>,
+        /// Else the `Referer` header; one of the two is required.
+        #[schema(max_length = 2048)]
+        url: Option<String>,
+        /// critical, error, warning or info (or CRITICAL, HIGH, NORMAL, LOW;
+        /// fatal, warn, debug); error when absent.
+        severity: Option<String>,
+        #[schema(max_length = 128)]
+        user_id: Option<String>,
+        /// Wins over the computed one, as in Sentry.
+        #[schema(max_length = 128)]
+        fingerprint: Option<String>,
+    }
+}
+
 pub fn read_report(body: &Value, client: &ClientContext) -> Result<NewError, ApiError> {
     let item: &Map<String, Value> = body
         .as_object()
@@ -116,7 +152,7 @@ pub fn read_report(body: &Value, client: &ClientContext) -> Result<NewError, Api
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Grouping {
     /// A new group.
@@ -127,7 +163,9 @@ pub enum Grouping {
     Regression,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The group a browser error was counted in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorRecorded)]
 pub struct Recorded {
     pub fingerprint: String,
     pub grouping: Grouping,

@@ -29,6 +29,7 @@ use platform::{
 use serde_json::Value;
 
 pub use config::{IntakeConfig, IpStorage};
+pub use routes::openapi;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -17,7 +17,39 @@ use platform::{ApiError, ApiResult};
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{AppState, analytics, browser_errors, client::ClientContext, db, fields, vitals};
+use platform::api_doc::{Invalid, TooLarge, Unavailable, Unprocessable, WrongMediaType};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::{
+    AppState,
+    analytics::{self, wire::EventsRequest},
+    browser_errors::{self, wire::ErrorReport},
+    client::ClientContext,
+    db, fields,
+    vitals::{self, wire::VitalsRequest},
+};
+
+/// The intake's part of the API description.
+#[derive(OpenApi)]
+#[openapi(
+    paths(ingest_events, ingest_vitals, ingest_error),
+    components(schemas(platform::error::ErrorBody)),
+    tags((name = "events", description = "The public intake: analytics events, Web Vitals, browser errors. Browsers post here, often with `navigator.sendBeacon`; bots are dropped."))
+)]
+struct ApiDoc;
+
+/// The intake's routes as an OpenAPI document, aliases included.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for (path, alias) in [
+        ("/api/analytics/performance", "/api/analytics/vitals"),
+        ("/api/analytics/errors", "/api/monitoring/client-error"),
+    ] {
+        platform::api_doc::alias(&mut doc, path, alias);
+    }
+    doc
+}
 
 /// `sendBeacon` caps a body at 64 KiB; `fetch` batches from the front end
 /// (up to [`analytics::MAX_EVENTS_PER_BATCH`] events) may be larger.
@@ -68,15 +100,38 @@ pub async fn body_bytes(request: Request) -> ApiResult<Bytes> {
     Ok(bytes)
 }
 
-/// The same 202 anyone gets, nothing stored, and a header that says why.
+/// The answer to a beacon from a known bot: a 202 like anyone's, nothing
+/// stored, and why (also in the `x-analytics-dropped` header).
+#[derive(Serialize, ToSchema)]
+pub struct Dropped {
+    #[schema(minimum = 0, maximum = 0)]
+    stored: usize,
+    /// Why nothing was stored.
+    #[schema(example = "bot")]
+    dropped: &'static str,
+}
+
 fn dropped() -> Response {
-    let nothing = serde_json::json!({ "received": 0, "stored": 0 });
+    let nothing = Dropped {
+        stored: 0,
+        dropped: "bot",
+    };
     (
         StatusCode::ACCEPTED,
         [(DROPPED_HEADER, "bot")],
         Json(nothing),
     )
         .into_response()
+}
+
+/// A route's answer, or `Dropped` for a bot's beacon.
+// Only in the API description: the two are answered from different places.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Answer<T> {
+    Done(T),
+    Dropped(Dropped),
 }
 
 fn accepted(body: impl serde::Serialize) -> Response {
@@ -128,6 +183,21 @@ impl FromRequest<AppState> for Beacon {
 
 /// Parsed straight from the body's bytes, without a JSON tree (see
 /// [`analytics::Batch`]). The write may run twice (see [`crate::db`]).
+#[utoipa::path(
+    post,
+    path = "/api/analytics/events",
+    tag = "events",
+    summary = "Store analytics events",
+    description = "A batch (the front end's) or a single event (the migration README's), as JSON or as the text/plain body of `navigator.sendBeacon`. Answered 202 only once every event is committed; retries are stored once (ids derive from `eventId`, else from the event's content and timestamp). A `funnel` event also writes its `conversion_funnels` row. Known bots get a 202 that stores nothing.",
+    request_body(content(
+        (EventsRequest = "application/json"),
+        (EventsRequest = "text/plain"),
+    )),
+    responses(
+        (status = 202, description = "Committed, or dropped as a bot's.", body = Answer<analytics::Stored>),
+        Invalid, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+    )
+)]
 async fn ingest_events(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
     let batch = analytics::parse_batch(&beacon.body, &beacon.client, chrono::Utc::now())?;
     let stored = db::write_retrying(&state.pool, "storing analytics events", |mut connection| {
@@ -169,6 +239,22 @@ fn query_session_id(query: Option<&str>) -> ApiResult<Option<String>> {
     Ok(Some(decoded.into_owned()).filter(|s| !s.is_empty()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/analytics/performance",
+    tag = "events",
+    summary = "Store Web Vitals",
+    description = "The front end's payload, or the `Metric` objects web-vitals (v4 to v6) hands its callback, one or up to 50, as JSON or as a beacon's text/plain. A missing rating is computed at the library's thresholds; a later report of the same metric id replaces the earlier one. Also served at `/api/analytics/vitals`.",
+    params(("sessionId" = Option<String>, Query, description = "The session, when the metric does not carry one (a `Metric` sent as it is).", max_length = 128)),
+    request_body(content(
+        (VitalsRequest = "application/json"),
+        (VitalsRequest = "text/plain"),
+    )),
+    responses(
+        (status = 202, description = "Committed, or dropped as a bot's.", body = Answer<vitals::Recorded>),
+        Invalid, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+    )
+)]
 async fn ingest_vitals(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -195,6 +281,21 @@ async fn ingest_vitals(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/analytics/errors",
+    tag = "events",
+    summary = "Record a browser error",
+    description = "Grouped by a Sentry-style fingerprint (a caller's `fingerprint` wins); a group seen again after it was resolved is reopened as a regression. Also served at `/api/monitoring/client-error`.",
+    request_body(content(
+        (ErrorReport = "application/json"),
+        (ErrorReport = "text/plain"),
+    )),
+    responses(
+        (status = 202, description = "Committed, or dropped as a bot's.", body = Answer<browser_errors::Recorded>),
+        Invalid, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+    )
+)]
 async fn ingest_error(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
     let error = browser_errors::read_report(&beacon.json()?, &beacon.client)?;
     // Not retried: a repeat would count the occurrence twice.

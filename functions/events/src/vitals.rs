@@ -174,6 +174,58 @@ fn one(
     })
 }
 
+/// The request bodies [`parse_metrics`] reads, for the API description.
+pub mod wire {
+    use serde::Deserialize;
+    use utoipa::ToSchema;
+
+    /// One metric, or an array of 1 to 50.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    pub enum VitalsRequest {
+        One(Box<Metric>),
+        Many(Vec<Metric>),
+    }
+
+    /// The existing front end's payload, or a `web-vitals` `Metric` sent as
+    /// it is (its `entries` and `attribution` are ignored).
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    pub struct Metric {
+        /// CLS, FCP, INP, LCP or TTFB (the front end's name for `name`).
+        #[schema(example = "LCP")]
+        metric_name: Option<String>,
+        /// web-vitals' name for `metricName`.
+        name: Option<String>,
+        /// Milliseconds (0 to 600,000), or the CLS score (0 to 100).
+        value: f64,
+        /// Computed with the library's thresholds when absent.
+        #[schema(example = "good")]
+        rating: Option<String>,
+        /// web-vitals' page-load id: a later report with the same id replaces
+        /// the earlier one.
+        #[schema(max_length = 128)]
+        id: Option<String>,
+        /// Else `?sessionId=`, else `id`.
+        #[schema(max_length = 128)]
+        session_id: Option<String>,
+        #[schema(max_length = 128)]
+        user_id: Option<String>,
+        /// Else the `Referer` header; one of the two is required.
+        #[schema(max_length = 2048)]
+        url: Option<String>,
+        device_type: Option<String>,
+        browser: Option<String>,
+        browser_version: Option<String>,
+        os: Option<String>,
+        connection_type: Option<String>,
+        delta: Option<f64>,
+        navigation_type: Option<String>,
+    }
+}
+
 /// Validates one metric or an array of them, naming the first bad field.
 pub fn parse_metrics(
     body: &Value,
@@ -236,7 +288,9 @@ pub fn parse_metrics(
         .collect())
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// What a request of Web Vitals stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = VitalsRecorded)]
 pub struct Recorded {
     pub received: usize,
     pub stored: usize,

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 pub use config::{HealthConfig, HttpTarget};
 pub use probe::{Probe, Status};
+pub use routes::openapi;
 
 /// The function, built once per container from its settings: by `main.rs`
 /// and by every test.

@@ -46,8 +46,9 @@ pub async fn prune(
 }
 
 /// One recorded check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RecordedCheck)]
 pub struct Recorded {
     pub service: String,
     pub status: Status,
@@ -87,7 +88,7 @@ pub async fn latest(
 }
 
 /// Uptime of one service over a window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceHistory {
     pub service: String,

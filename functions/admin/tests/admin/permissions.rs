@@ -262,45 +262,11 @@ async fn every_refused_attempt_is_in_the_audit_trail() {
     );
 }
 
-/// `(METHOD, path)` of every admin route in `text`, for the two formats.
-fn template_routes() -> BTreeSet<(String, String)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
-        .expect("template.yaml");
-    let mut routes = BTreeSet::new();
-    let mut method = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("Method: ") {
-            method = Some(m.to_owned());
-        }
-        if let Some(path) = line.strip_prefix("Path: ")
-            && let Some(m) = method.take()
-            && path.starts_with("/api/admin")
-        {
-            routes.insert((m, path.to_owned()));
-        }
-    }
+fn admin_only(routes: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
     routes
-}
-
-fn watch_routes() -> BTreeSet<(String, String)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
-        .expect("Cargo.toml");
-    let mut routes = BTreeSet::new();
-    let mut path = None;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with("\"/api/") {
-            path = line.split('"').nth(1).map(str::to_owned);
-        }
-        for chunk in line.split("method = \"").skip(1) {
-            let method = chunk.split('"').next().unwrap_or_default().to_owned();
-            if let Some(p) = &path
-                && p.starts_with("/api/admin")
-            {
-                routes.insert((method, p.clone()));
-            }
-        }
-    }
-    routes
+        .into_iter()
+        .filter(|(_, path)| path.starts_with("/api/admin"))
+        .collect()
 }
 
 #[test]
@@ -309,7 +275,7 @@ fn every_deployed_and_locally_served_admin_route_declares_its_permission_here() 
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned()))
         .collect();
-    let deployed = template_routes();
+    let deployed = admin_only(testkit::deployed_routes());
     assert!(
         !deployed.is_empty(),
         "no admin routes found in template.yaml"
@@ -320,7 +286,7 @@ fn every_deployed_and_locally_served_admin_route_declares_its_permission_here() 
     );
     assert_eq!(deployed, declared, "template.yaml vs the permission table");
     assert_eq!(
-        watch_routes(),
+        admin_only(testkit::watched_routes()),
         declared,
         "the watch router vs the permission table"
     );

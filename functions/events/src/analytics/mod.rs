@@ -37,3 +37,74 @@ pub use batch::{
     MAX_EVENT_TYPE_CHARS, MAX_EVENTS_PER_BATCH, MAX_FUNNEL_FIELD_CHARS, NewEvent, parse_batch,
 };
 pub use store::{COPY_THRESHOLD, Stored, store};
+
+/// The request bodies [`parse_batch`] reads, for the API description. The
+/// parser reads the body in one pass without building these (see
+/// [`reader`]); the property test of `tests/api/storable.rs` and the API
+/// test run hold the two together.
+pub mod wire {
+    use serde::Deserialize;
+    use utoipa::ToSchema;
+
+    /// Both shapes in use: the front end's batch, and the single event of
+    /// the migration README.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    pub enum EventsRequest {
+        Batch(EventBatch),
+        Single(SingleEvent),
+    }
+
+    /// The front end's batch: what all events share, and the events.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    pub struct EventBatch {
+        #[schema(max_length = 128, min_length = 1)]
+        session_id: String,
+        #[schema(max_length = 128)]
+        user_id: Option<String>,
+        #[schema(min_items = 1, max_items = 1000)]
+        events: Vec<Event>,
+    }
+
+    /// One event of a batch.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    pub struct Event {
+        #[schema(max_length = 64, min_length = 1, example = "page_view")]
+        event_type: String,
+        /// Any JSON object of at most 16 KiB, as sent and as stored, nested
+        /// at most 64 levels. `url` and `referrer` are read from it; a
+        /// `funnel` event carries `{stage, action, metadata?, duration?}`.
+        #[schema(value_type = Option<Object>)]
+        event_data: Option<serde_json::Value>,
+        /// Milliseconds since the epoch, or an RFC 3339 time: at most an
+        /// hour ahead of the server, at most 30 days behind.
+        timestamp: Option<serde_json::Value>,
+        /// The client's id for the event: a resend with the same id is
+        /// stored once.
+        #[schema(max_length = 128)]
+        event_id: Option<String>,
+    }
+
+    /// The single event of the migration README.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    pub struct SingleEvent {
+        #[schema(max_length = 128, min_length = 1)]
+        session_id: String,
+        #[schema(max_length = 128)]
+        user_id: Option<String>,
+        #[schema(max_length = 64, min_length = 1, example = "deal_click")]
+        event_type: String,
+        #[schema(value_type = Option<Object>)]
+        event_data: Option<serde_json::Value>,
+        timestamp: Option<serde_json::Value>,
+        #[schema(max_length = 128)]
+        event_id: Option<String>,
+    }
+}

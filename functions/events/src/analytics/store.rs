@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::batch::{Batch, FunnelStep, NewEvent};
 
 /// What a request stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stored {
     pub received: usize,

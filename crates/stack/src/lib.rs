@@ -1,0 +1,88 @@
+//! The whole bundle in one process, for what needs every function at once:
+//! the API description, merged from each function's handlers, and a local
+//! server that routes each request to the function API Gateway would send
+//! it to (the property-based API tests run against it).
+
+use axum::{
+    Router,
+    extract::Request,
+    response::{IntoResponse, Response},
+};
+use platform::{config::Env, lambda::Function};
+use tower::ServiceExt;
+use utoipa::openapi::{InfoBuilder, OpenApi};
+
+/// Every function's routes, one OpenAPI 3.1 document.
+pub fn openapi() -> OpenApi {
+    let mut doc = events::openapi();
+    doc.merge(admin::openapi());
+    doc.merge(health::openapi());
+    doc.info = InfoBuilder::new()
+        .title("Travel deals: serverless backend")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "The public intake (analytics events, Web Vitals, browser errors), the admin API \
+             and health, each an AWS Lambda function behind one API Gateway. Every error answer \
+             has the shape of `ErrorBody`; a field at fault is named in `error.field`.",
+        ))
+        .build();
+    doc
+}
+
+/// The document as committed in `openapi.json`: pretty, with a final line
+/// break.
+pub fn openapi_json() -> String {
+    let mut json = openapi().to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// Each function, built by its own constructor from the same settings.
+#[derive(Clone)]
+pub struct Stack {
+    events: events::App,
+    admin: admin::App,
+    health: health::App,
+}
+
+impl Stack {
+    pub fn build(env: &Env) -> anyhow::Result<Self> {
+        Ok(Self {
+            events: events::App::build(env)?,
+            admin: admin::App::build(env)?,
+            health: health::App::build(env)?,
+        })
+    }
+
+    /// Routes a request by its path, as the API Gateway routes of
+    /// `template.yaml` do.
+    pub fn router(&self) -> Router {
+        let stack = self.clone();
+        Router::new().fallback(move |request: Request| {
+            let stack = stack.clone();
+            async move { stack.dispatch(request).await }
+        })
+    }
+
+    async fn dispatch(&self, request: Request) -> Response {
+        let path = request.uri().path();
+        let function =
+            if path.starts_with("/api/analytics/") || path.starts_with("/api/monitoring/") {
+                self.events.router()
+            } else if path.starts_with("/api/admin/") {
+                self.admin.router()
+            } else if path.starts_with("/api/health") || path == "/api/openapi.json" {
+                self.health.router()
+            } else {
+                return platform::http::finish(Router::new())
+                    .oneshot(request)
+                    .await
+                    .unwrap_or_else(|never| match never {});
+            };
+        match function.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+        .into_response()
+    }
+}
