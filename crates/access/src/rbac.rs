@@ -24,7 +24,7 @@ use serde_json::Value;
 macro_rules! names {
     ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         $vis enum $name { $(#[serde(rename = $text)] $variant),+ }
 
         impl $name {
@@ -176,10 +176,11 @@ impl Role {
 }
 
 /// One entry of `admin_users.permissions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Override {
     /// A resource name, or `*` for every resource not named by another entry.
+    #[schema(example = "errors")]
     pub resource: String,
     pub actions: Vec<Action>,
 }

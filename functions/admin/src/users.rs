@@ -231,24 +231,24 @@ pub async fn get(
 struct Grant {
     user_id: Option<String>,
     email: Option<String>,
-    /// super_admin, admin, moderator or user.
+    #[schema(value_type = Role)]
     role: String,
-    /// Overrides: `[{"resource", "actions": [...]}]`, each resource and
-    /// each action of an entry at most once; `null` or absent for the
-    /// role's defaults.
+    /// Overrides, each resource and each action of an entry at most once;
+    /// `null` or absent for the role's defaults.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<rbac::Override>>)]
     permissions: Value,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Update {
-    /// super_admin, admin, moderator or user (demoting to user needs
-    /// users:delete).
+    /// Demoting to user needs users:delete.
+    #[schema(value_type = Option<Role>)]
     role: Option<String>,
     /// Absent: unchanged; `null`: back to the role's defaults.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<rbac::Override>>)]
     permissions: Option<Value>,
 }
 

@@ -194,16 +194,15 @@ pub mod wire {
     #[serde(rename_all = "camelCase")]
     #[allow(dead_code)]
     pub struct Metric {
-        /// CLS, FCP, INP, LCP or TTFB (the front end's name for `name`).
-        #[schema(example = "LCP")]
-        metric_name: Option<String>,
+        /// The front end's name for `name`; one of the two is required.
+        metric_name: Option<MetricName>,
         /// web-vitals' name for `metricName`.
-        name: Option<String>,
+        name: Option<MetricName>,
         /// Milliseconds (0 to 600,000), or the CLS score (0 to 100).
+        #[schema(minimum = 0, maximum = 600000)]
         value: f64,
         /// Computed with the library's thresholds when absent.
-        #[schema(example = "good")]
-        rating: Option<String>,
+        rating: Option<Rating>,
         /// web-vitals' page-load id: a later report with the same id replaces
         /// the earlier one.
         #[schema(max_length = 128)]
@@ -223,6 +222,27 @@ pub mod wire {
         connection_type: Option<String>,
         delta: Option<f64>,
         navigation_type: Option<String>,
+    }
+
+    /// The metrics web-vitals reports (FID left it in v5 and is refused);
+    /// any letter case is read.
+    #[derive(Deserialize, ToSchema)]
+    #[allow(clippy::upper_case_acronyms, dead_code)]
+    pub enum MetricName {
+        CLS,
+        FCP,
+        INP,
+        LCP,
+        TTFB,
+    }
+
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "kebab-case")]
+    #[allow(dead_code)]
+    pub enum Rating {
+        Good,
+        NeedsImprovement,
+        Poor,
     }
 }
 
