@@ -2,8 +2,8 @@
 //!
 //! A missing or malformed variable fails the cold start with an error that
 //! names the variable, so a misconfigured deploy shows up in the first log
-//! line instead of as a 500 on the first request. Secrets are wrapped so
-//! `Debug` and logs never print them.
+//! line instead of as a 500 on the first request. Nothing secret prints:
+//! a parsed database URL's `Debug` shows hosts and names, never a password.
 
 use std::{collections::HashMap, str::FromStr, time::Duration};
 

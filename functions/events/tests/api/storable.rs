@@ -5,8 +5,7 @@
 //! or stored by `store` through both of its paths (INSERT and COPY), with
 //! `eventData` within its size limit as stored.
 //!
-//! `PROPTEST_CASES` sets the number of generated batches (CI's default is
-//! below; `bench/` runs more).
+//! `PROPTEST_CASES` sets the number of generated batches (300 unless set).
 
 use chrono::Utc;
 use events::{
