@@ -52,6 +52,26 @@ pub struct Entry {
 }
 
 impl Entry {
+    fn new(
+        recorder: &Recorder,
+        origin: &Origin,
+        action: Action,
+        resource: Resource,
+        resource_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            recorder: recorder.clone(),
+            origin: origin.clone(),
+            action: action.as_str().to_owned(),
+            resource: resource.as_str().to_owned(),
+            resource_id: resource_id.into(),
+            changes: None,
+            success: false,
+            error_message: None,
+        }
+    }
+
+    /// A change, with what it changed from and to (secrets redacted).
     pub fn success(
         recorder: &Recorder,
         origin: &Origin,
@@ -62,20 +82,16 @@ impl Entry {
         after: Value,
     ) -> Self {
         Self {
-            recorder: recorder.clone(),
-            origin: origin.clone(),
-            action: action.as_str().to_owned(),
-            resource: resource.as_str().to_owned(),
-            resource_id: resource_id.into(),
             changes: Some(serde_json::json!({
                 "before": redact(before),
                 "after": redact(after),
             })),
             success: true,
-            error_message: None,
+            ..Self::new(recorder, origin, action, resource, resource_id)
         }
     }
 
+    /// A refused attempt, and why.
     pub fn refused(
         recorder: &Recorder,
         origin: &Origin,
@@ -85,14 +101,8 @@ impl Entry {
         reason: &str,
     ) -> Self {
         Self {
-            recorder: recorder.clone(),
-            origin: origin.clone(),
-            action: action.as_str().to_owned(),
-            resource: resource.as_str().to_owned(),
-            resource_id: resource_id.into(),
-            changes: None,
-            success: false,
             error_message: Some(cut(reason)),
+            ..Self::new(recorder, origin, action, resource, resource_id)
         }
     }
 

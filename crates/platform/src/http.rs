@@ -147,25 +147,12 @@ pub fn check_body_type(headers: &HeaderMap, accepted: &[&str]) -> ApiResult<()> 
 mod tests {
     use super::*;
     use axum::{body::Body, http::StatusCode, routing::get};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
 
     async fn answer(
         router: Router,
         request: Request,
     ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
-        let response = router
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let (status, headers, bytes) = testkit::send(router, request).await;
         (
             status,
             headers,

@@ -90,7 +90,8 @@ pub mod wire {
         event_id: Option<String>,
     }
 
-    /// The single event of the migration README.
+    /// The single event of the migration README: an event with what a
+    /// batch shares beside it.
     #[derive(Deserialize, ToSchema)]
     #[serde(rename_all = "camelCase")]
     #[allow(dead_code)]
@@ -99,12 +100,7 @@ pub mod wire {
         session_id: String,
         #[schema(max_length = 128)]
         user_id: Option<String>,
-        #[schema(max_length = 64, min_length = 1, example = "deal_click")]
-        event_type: String,
-        #[schema(value_type = Option<Object>)]
-        event_data: Option<serde_json::Value>,
-        timestamp: Option<serde_json::Value>,
-        #[schema(max_length = 128)]
-        event_id: Option<String>,
+        #[serde(flatten)]
+        event: Event,
     }
 }
