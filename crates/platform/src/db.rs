@@ -6,7 +6,7 @@ use deadpool_postgres::{Manager, ManagerConfig, QueueMode, RecyclingMethod, Runt
 
 use crate::{config::DatabaseConfig, connection::ConnectionSettings};
 
-pub use deadpool_postgres::{Client as PooledClient, Pool};
+pub use deadpool_postgres::{Client as PooledClient, Pool, PoolError};
 pub use tokio_postgres::{Client, GenericClient, Transaction};
 
 /// The connection, not the statement, failed: it was closed under the

@@ -95,16 +95,35 @@ pub async fn database_keeping_connection(
             },
             Some(client),
         ),
-        Err(error) => (
-            Probe {
-                service: DATABASE_SERVICE.into(),
-                status: Status::Down,
-                response_time: None,
-                error_message: Some(format!("{error:#}")),
-                metadata: json!({ "elapsedMs": millis(elapsed) }),
-            },
-            None,
-        ),
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "database probe failed");
+            (
+                Probe {
+                    service: DATABASE_SERVICE.into(),
+                    status: Status::Down,
+                    response_time: None,
+                    error_message: Some(database_reason(&error).to_owned()),
+                    metadata: json!({ "elapsedMs": millis(elapsed) }),
+                },
+                None,
+            )
+        }
+    }
+}
+
+/// What a failed database probe says in public (the endpoint, the
+/// recorded history): the kind of failure, never the driver's text, which
+/// names the pool, the driver and the network inside. That goes to the log.
+fn database_reason(error: &anyhow::Error) -> &'static str {
+    if let Some(pool_error) = error.downcast_ref::<platform::db::PoolError>() {
+        return match pool_error {
+            platform::db::PoolError::Timeout(_) => "timed out",
+            _ => "connection failed",
+        };
+    }
+    match error.downcast_ref::<tokio_postgres::Error>() {
+        Some(e) if platform::db::connection_lost(e) => "connection lost",
+        _ => "query failed",
     }
 }
 
@@ -137,11 +156,12 @@ pub async fn http(client: &reqwest::Client, target: &HttpTarget, threshold: Dura
             } else {
                 "request failed"
             };
+            tracing::warn!(service = %target.name, %error, "HTTP probe failed");
             Probe {
                 service: target.name.clone(),
                 status: Status::Down,
                 response_time: None,
-                error_message: Some(format!("{reason}: {error}")),
+                error_message: Some(reason.to_owned()),
                 metadata: json!({ "url": target.url, "elapsedMs": millis(elapsed) }),
             }
         }

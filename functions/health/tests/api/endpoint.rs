@@ -105,3 +105,27 @@ async fn an_unknown_path_is_a_json_404() {
     .await;
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn a_database_that_is_down_is_named_with_a_short_reason_not_the_drivers_text() {
+    let function = unreachable_database();
+    let (_, body) = send(
+        &function,
+        "GET",
+        "/api/health",
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(body["database"]["service"], "database");
+    assert_eq!(body["database"]["errorMessage"], "connection failed");
+    let text = body.to_string();
+    for inside in [
+        "os error",
+        "Connection refused",
+        "error connecting",
+        "object",
+        "127.0.0.1",
+    ] {
+        assert!(!text.contains(inside), "{inside:?} leaks: {text}");
+    }
+}
