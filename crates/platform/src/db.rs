@@ -1,8 +1,14 @@
 //! The per-container connection pool, and one-off connections.
 
-use std::time::Duration;
+use std::{
+    future::Future,
+    pin::Pin,
+    time::{Duration, Instant},
+};
 
-use deadpool_postgres::{Manager, ManagerConfig, QueueMode, RecyclingMethod, Runtime};
+use deadpool_postgres::{Connect, Manager, ManagerConfig, QueueMode, RecyclingMethod, Runtime};
+use tokio::task::JoinHandle;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{config::DatabaseConfig, connection::ConnectionSettings};
 
@@ -67,13 +73,19 @@ pub fn pool_for(
     connect_timeout: Duration,
     checkout: Checkout,
 ) -> anyhow::Result<Pool> {
-    let mut pg = settings.pg.clone();
-    pg.connect_timeout(connect_timeout);
     let recycling_method = match checkout {
         Checkout::Verified => RecyclingMethod::Verified,
         Checkout::Unprobed => RecyclingMethod::Fast,
     };
-    let manager = Manager::from_config(pg, settings.tls()?, ManagerConfig { recycling_method });
+    let connect = PatientConnect {
+        tls: settings.tls()?,
+        budget: connect_timeout,
+    };
+    let manager = Manager::from_connect(
+        settings.pg.clone(),
+        connect,
+        ManagerConfig { recycling_method },
+    );
     Ok(Pool::builder(manager)
         .max_size(max_size)
         .queue_mode(QueueMode::Lifo)
@@ -81,6 +93,85 @@ pub fn pool_for(
         .create_timeout(Some(connect_timeout))
         .wait_timeout(Some(connect_timeout))
         .build()?)
+}
+
+/// First wait between connection attempts; it doubles up to the cap.
+const FIRST_RETRY: Duration = Duration::from_millis(25);
+const RETRY_CAP: Duration = Duration::from_millis(250);
+
+/// Connects, and while the server cannot take the connection yet, tries
+/// again with backoff until the connect timeout is spent: a suspended Neon
+/// compute, a server restarting or recovering after a crash, refuses or
+/// answers "starting up" for a moment, and the first request after it wakes
+/// should be served, not refused. Errors that waiting does not cure (bad
+/// credentials, a wrong database name, TLS) are answered at once.
+struct PatientConnect {
+    tls: MakeRustlsConnect,
+    budget: Duration,
+}
+
+type Connected = Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>;
+
+impl Connect for PatientConnect {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> Pin<Box<dyn Future<Output = Connected> + Send + '_>> {
+        let mut config = pg_config.clone();
+        Box::pin(async move {
+            let deadline = Instant::now() + self.budget;
+            let mut wait = FIRST_RETRY;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                config.connect_timeout(left.max(Duration::from_millis(1)));
+                match config.connect(self.tls.clone()).await {
+                    Ok((client, connection)) => {
+                        let task = tokio::spawn(async move {
+                            if let Err(error) = connection.await {
+                                tracing::warn!(%error, "database connection closed with an error");
+                            }
+                        });
+                        return Ok((client, task));
+                    }
+                    Err(error) if not_yet(&error) && left > wait => {
+                        tracing::info!(%error, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "database not accepting connections yet");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(RETRY_CAP);
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        })
+    }
+}
+
+/// The server is not taking connections yet, and may soon: refused or
+/// reset, or starting up, recovering or shutting down.
+fn not_yet(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if let Some(code) = error.code() {
+        return [
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .contains(code);
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// One dedicated connection, for work that needs a session of its own.

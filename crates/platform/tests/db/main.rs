@@ -370,3 +370,65 @@ async fn the_pool_replaces_a_connection_the_server_terminated_before_the_client_
         .get(0);
     assert_ne!(pid_after, pid_before);
 }
+
+/// A server that accepts connections only after a delay, as a suspended
+/// Neon compute or a restarting server does: the first checkout waits for
+/// it, within the connect timeout, and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_checkout_after_the_server_wakes_succeeds_within_the_connect_timeout() {
+    let cluster = LocalCluster::start(&ClusterOptions::default()).expect("a cluster of its own");
+    let url = cluster.admin_url("postgres");
+    let config = DatabaseConfig::from_env(&platform::config::Env::from_pairs([
+        ("POSTGRES_URL", url.as_str()),
+        ("DB_CONNECT_TIMEOUT_MS", "10000"),
+    ]))
+    .expect("settings");
+    let pool = db::pool(&config, Checkout::Verified).expect("pool");
+    cluster.stop(testkit::Shutdown::Fast).expect("stopped");
+
+    let started = std::time::Instant::now();
+    let waking = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        cluster.restart().expect("restarted");
+        (cluster, started.elapsed())
+    });
+    let answer = async {
+        let client = pool.get().await?;
+        anyhow::Ok(client.query_one("SELECT 1", &[]).await?.get::<_, i32>(0))
+    }
+    .await;
+    let answered_after = started.elapsed();
+    let (_cluster, accepting_after) = waking.join().expect("the waking thread");
+
+    // pg_ctl returns once it has seen the server accept, so the answer may
+    // come before that moment, never long after it.
+    eprintln!(
+        "server known to accept after {accepting_after:?}; first answer after {answered_after:?}"
+    );
+    assert_eq!(answer.expect("the first request after the server woke"), 1);
+    assert!(
+        answered_after < accepting_after + std::time::Duration::from_secs(1),
+        "answered {answered_after:?}, the server accepting by {accepting_after:?}"
+    );
+}
+
+/// Errors that waiting cannot cure are answered at once, not retried until
+/// the connect timeout is spent.
+#[tokio::test]
+async fn a_database_that_does_not_exist_is_not_waited_for() {
+    let database = TestDatabase::empty().await;
+    let url = database.url().replace(database.name(), "no_such_database");
+    let config = DatabaseConfig::from_env(&platform::config::Env::from_pairs([
+        ("POSTGRES_URL", url.as_str()),
+        ("DB_CONNECT_TIMEOUT_MS", "10000"),
+    ]))
+    .expect("settings");
+    let pool = db::pool(&config, Checkout::Verified).expect("pool");
+    let started = std::time::Instant::now();
+    assert!(pool.get().await.is_err());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
