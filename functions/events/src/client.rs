@@ -41,21 +41,44 @@ impl ClientContext {
         self.user_agent.as_deref().is_some_and(|ua| BOTS.is_bot(ua))
     }
 
-    /// The address by [`platform::http::client_address`]'s rule, kept as
-    /// far as `storage` allows.
+    /// A browser: the address by [`platform::http::client_address`]'s rule
+    /// (kept as far as `storage` allows), its `User-Agent`, and its page.
+    ///
+    /// A trusted sender (a server relaying its visitors' events, with a
+    /// valid ingest key) is not the visitor: its own address and agent are
+    /// not stored. It names the visitor with `x-visitor-ip` and
+    /// `x-visitor-user-agent`, under the same storage rules.
     pub fn from_request(
         headers: &HeaderMap,
         context: Option<&RequestContext>,
         storage: IpStorage,
+        sender: Sender,
     ) -> Self {
+        let (address, agent) = match sender {
+            Sender::Browser => (
+                platform::http::client_address(headers, context),
+                header(headers, "user-agent"),
+            ),
+            Sender::Trusted => (
+                header(headers, "x-visitor-ip"),
+                header(headers, "x-visitor-user-agent"),
+            ),
+        };
         Self {
-            ip_address: platform::http::client_address(headers, context)
-                .and_then(|ip| stored_ip(&ip, storage)),
-            user_agent: header(headers, "user-agent")
-                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+            ip_address: address.and_then(|ip| stored_ip(&ip, storage)),
+            user_agent: agent.map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
             page: header(headers, "referer").filter(|p| p.chars().count() <= MAX_URL_CHARS),
         }
     }
+}
+
+/// Who sent a beacon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// A visitor's browser: bots are dropped.
+    Browser,
+    /// A server with a valid ingest key, sending for its visitors.
+    Trusted,
 }
 
 /// The part of `ip` that `storage` allows to be kept.
@@ -154,7 +177,7 @@ mod tests {
             "x-forwarded-for",
             "198.51.100.9, 10.0.0.1".parse().expect("header"),
         );
-        let client = ClientContext::from_request(&headers, None, IpStorage::Full);
+        let client = ClientContext::from_request(&headers, None, IpStorage::Full, Sender::Browser);
         assert_eq!(client.ip_address.as_deref(), Some("198.51.100.9"));
     }
 }

@@ -21,6 +21,34 @@ pub struct IntakeConfig {
     /// whose pages may call the intake from the browser. Empty: none, so
     /// only same-origin pages (behind the same domain) can.
     pub allowed_origins: Vec<http::HeaderValue>,
+    /// `INGEST_KEYS`: comma-separated keys of trusted server-side senders
+    /// (the Next.js server relaying its visitors' events, a backfill
+    /// script). A request carrying one in `x-ingest-key` skips the bot
+    /// filter and may name its visitor (see `crate::client`). Each at least
+    /// 32 characters; two allow a rotation. Empty: no trusted senders.
+    pub ingest_keys: Vec<IngestKey>,
+}
+
+/// A trusted sender's key; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IngestKey(String);
+
+impl std::fmt::Debug for IngestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IngestKey(..)")
+    }
+}
+
+/// Shortest ingest key taken: a key is a shared secret, not a name.
+pub const MIN_INGEST_KEY_CHARS: usize = 32;
+
+impl IngestKey {
+    /// Whether `candidate` is this key, in time that does not depend on
+    /// where they first differ.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.0.as_bytes().ct_eq(candidate).into()
+    }
 }
 
 impl IntakeConfig {
@@ -53,9 +81,29 @@ impl IntakeConfig {
             })?;
             allowed_origins.push(value);
         }
+        let mut ingest_keys = Vec::new();
+        for key in env
+            .optional("INGEST_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            if key.chars().count() < MIN_INGEST_KEY_CHARS {
+                return Err(ConfigError {
+                    variable: "INGEST_KEYS",
+                    problem: format!(
+                        "every key must be at least {MIN_INGEST_KEY_CHARS} characters (one is {})",
+                        key.chars().count()
+                    ),
+                });
+            }
+            ingest_keys.push(IngestKey(key.to_owned()));
+        }
         Ok(Self {
             ip_storage,
             allowed_origins,
+            ingest_keys,
         })
     }
 }
@@ -92,6 +140,20 @@ mod tests {
                 "CORS_ALLOWED_ORIGINS"
             );
         }
+    }
+
+    #[test]
+    fn a_short_ingest_key_is_refused_and_keys_never_print() {
+        let short = Env::from_pairs([("INGEST_KEYS", "letmein")]);
+        assert_eq!(
+            IntakeConfig::from_env(&short).expect_err("short").variable,
+            "INGEST_KEYS"
+        );
+        let key = "k".repeat(MIN_INGEST_KEY_CHARS);
+        let env = Env::from_pairs([("INGEST_KEYS", key.as_str())]);
+        let config = IntakeConfig::from_env(&env).expect("valid");
+        assert!(config.ingest_keys[0].matches(key.as_bytes()));
+        assert!(!format!("{config:?}").contains(&key));
     }
 
     #[test]

@@ -17,18 +17,39 @@ use platform::{ApiError, ApiResult};
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use platform::api_doc::{Invalid, TooLarge, Unavailable, Unprocessable, WrongMediaType};
+use platform::api_doc::{
+    Invalid, TooLarge, Unauthenticated, Unavailable, Unprocessable, WrongMediaType,
+};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::{
     AppState,
     analytics::{self, wire::EventsRequest},
     browser_errors::{self, wire::ErrorReport},
-    client::ClientContext,
+    client::{ClientContext, Sender},
     db, fields,
     vitals::{self, wire::VitalsRequest},
 };
+
+/// The headers of a trusted server-side sender, in the API description.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct TrustedSender {
+    /// A key of `INGEST_KEYS`: the beacon skips the bot filter, and the
+    /// sender's own address and agent are not stored. A key that is not one
+    /// is a 401.
+    #[param(rename = "x-ingest-key")]
+    ingest_key: Option<String>,
+    /// With a key: the visitor's address, stored as `ANALYTICS_IP_STORAGE`
+    /// allows.
+    #[param(rename = "x-visitor-ip")]
+    visitor_ip: Option<String>,
+    /// With a key: the visitor's user agent.
+    #[param(rename = "x-visitor-user-agent")]
+    visitor_user_agent: Option<String>,
+}
 
 /// The intake's part of the API description.
 #[derive(OpenApi)]
@@ -54,6 +75,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// `sendBeacon` caps a body at 64 KiB; `fetch` batches from the front end
 /// (up to [`analytics::MAX_EVENTS_PER_BATCH`] events) may be larger.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A trusted server-side sender's key (`INGEST_KEYS`).
+pub const INGEST_KEY_HEADER: &str = "x-ingest-key";
 
 /// Tells a dropped bot nothing it can act on, and tells people reading
 /// responses why nothing was stored.
@@ -166,12 +190,28 @@ impl FromRequest<AppState> for Beacon {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let sender = match request.headers().get(INGEST_KEY_HEADER) {
+            None => Sender::Browser,
+            // Every key is compared, so the time taken does not say which
+            // one (if any) came close.
+            Some(given)
+                if state
+                    .config
+                    .ingest_keys
+                    .iter()
+                    .fold(false, |found, key| key.matches(given.as_bytes()) | found) =>
+            {
+                Sender::Trusted
+            }
+            Some(_) => return Err(ApiError::Unauthorized.into_response()),
+        };
         let client = ClientContext::from_request(
             request.headers(),
             request.request_context_ref(),
             state.config.ip_storage,
+            sender,
         );
-        if client.is_known_bot() {
+        if sender == Sender::Browser && client.is_known_bot() {
             return Err(dropped());
         }
         let body = body_bytes(request)
@@ -189,13 +229,14 @@ impl FromRequest<AppState> for Beacon {
     tag = "events",
     summary = "Store analytics events",
     description = "A batch (the front end's) or a single event (the migration README's), as JSON or as the text/plain body of `navigator.sendBeacon`. Answered 202 only once every event is committed; retries are stored once (ids derive from `eventId`, else from the event's content and timestamp). A `funnel` event also writes its `conversion_funnels` row. Known bots get a 202 that stores nothing.",
+    params(TrustedSender),
     request_body(content(
         (EventsRequest = "application/json"),
         (EventsRequest = "text/plain"),
     )),
     responses(
         (status = 202, description = "Committed, or dropped as a bot's.", body = Answer<analytics::Stored>),
-        Invalid, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+        Invalid, Unauthenticated, TooLarge, WrongMediaType, Unprocessable, Unavailable,
     )
 )]
 async fn ingest_events(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {
@@ -245,14 +286,17 @@ fn query_session_id(query: Option<&str>) -> ApiResult<Option<String>> {
     tag = "events",
     summary = "Store Web Vitals",
     description = "The front end's payload, or the `Metric` objects web-vitals (v4 to v6) hands its callback, one or up to 50, as JSON or as a beacon's text/plain. A missing rating is computed at the library's thresholds; a later report of the same metric id replaces the earlier one. Also served at `/api/analytics/vitals`.",
-    params(("sessionId" = Option<String>, Query, description = "The session, when the metric does not carry one (a `Metric` sent as it is).", max_length = 128)),
+    params(
+        ("sessionId" = Option<String>, Query, description = "The session, when the metric does not carry one (a `Metric` sent as it is).", max_length = 128),
+        TrustedSender,
+    ),
     request_body(content(
         (VitalsRequest = "application/json"),
         (VitalsRequest = "text/plain"),
     )),
     responses(
         (status = 202, description = "Committed, or dropped as a bot's.", body = Answer<vitals::Recorded>),
-        Invalid, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+        Invalid, Unauthenticated, TooLarge, WrongMediaType, Unprocessable, Unavailable,
     )
 )]
 async fn ingest_vitals(
@@ -287,13 +331,14 @@ async fn ingest_vitals(
     tag = "events",
     summary = "Record a browser error",
     description = "Grouped by a Sentry-style fingerprint (a caller's `fingerprint` wins); a group seen again after it was resolved is reopened as a regression. Also served at `/api/monitoring/client-error`.",
+    params(TrustedSender),
     request_body(content(
         (ErrorReport = "application/json"),
         (ErrorReport = "text/plain"),
     )),
     responses(
         (status = 202, description = "Committed, or dropped as a bot's.", body = Answer<browser_errors::Recorded>),
-        Invalid, TooLarge, WrongMediaType, Unprocessable, Unavailable,
+        Invalid, Unauthenticated, TooLarge, WrongMediaType, Unprocessable, Unavailable,
     )
 )]
 async fn ingest_error(State(state): State<AppState>, beacon: Beacon) -> ApiResult<Response> {

@@ -22,8 +22,80 @@ async fn a_known_bot_gets_a_202_with_the_dropped_header_and_nothing_is_stored() 
         )
         .await;
     assert_eq!(headers["x-analytics-dropped"], "bot");
-    assert_eq!(answer["stored"], 0);
+    assert_eq!(answer, json!({"stored": 0, "dropped": "bot"}));
     assert_eq!(app.count("analytics_events").await, 0);
+}
+
+const INGEST_KEY: &str = "a-trusted-senders-key-of-32-chars-or-more";
+
+#[tokio::test]
+async fn a_trusted_server_with_an_ingest_key_is_not_dropped_and_names_its_visitor() {
+    let app = spawn_app(&[("INGEST_KEYS", INGEST_KEY)]).await;
+    let body = json!({"sessionId": "s1", "eventType": "page_view"}).to_string();
+    app.request(
+        "POST",
+        "/api/analytics/events",
+        &[
+            ("content-type", "application/json"),
+            ("user-agent", "curl/8.5.0"),
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-ingest-key", INGEST_KEY),
+            ("x-visitor-ip", "203.0.113.77"),
+            ("x-visitor-user-agent", "Mozilla/5.0 (iPhone) Safari/604.1"),
+        ],
+        body,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let rows = app.events().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(6).as_deref(),
+        Some("Mozilla/5.0 (iPhone) Safari/604.1")
+    );
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(7).as_deref(),
+        Some("203.0.113.0")
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_ingest_key_is_a_401_and_stores_nothing() {
+    let app = spawn_app(&[("INGEST_KEYS", INGEST_KEY)]).await;
+    let body = json!({"sessionId": "s1", "eventType": "page_view"}).to_string();
+    let (_, answer) = app
+        .request(
+            "POST",
+            "/api/analytics/events",
+            &[
+                ("content-type", "application/json"),
+                ("x-ingest-key", "a-trusted-senders-key-of-32-chars-or-moRE"),
+            ],
+            body,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    assert_eq!(answer["error"]["code"], "unauthorized");
+    assert_eq!(app.count("analytics_events").await, 0);
+}
+
+#[tokio::test]
+async fn without_a_key_a_server_relaying_is_dropped_as_the_bot_it_looks_like() {
+    let app = spawn_app(&[("INGEST_KEYS", INGEST_KEY)]).await;
+    let body = json!({"sessionId": "s1", "eventType": "page_view"}).to_string();
+    let (headers, _) = app
+        .request(
+            "POST",
+            "/api/analytics/events",
+            &[
+                ("content-type", "application/json"),
+                ("user-agent", "curl/8.5.0"),
+            ],
+            body,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    assert_eq!(headers["x-analytics-dropped"], "bot");
 }
 
 #[tokio::test]
