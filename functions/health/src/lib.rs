@@ -11,7 +11,7 @@ pub mod probe;
 pub mod routes;
 pub mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use lambda_runtime::Context;
@@ -64,7 +64,14 @@ pub struct AppState {
     pub pool: Pool,
     pub config: Arc<HealthConfig>,
     pub http: reqwest::Client,
+    /// Checks that could not be recorded (the database was down when they
+    /// ran), with when they ran: recorded by the next run that can.
+    unrecorded: Arc<Mutex<Vec<store::Check>>>,
 }
+
+/// Most unrecorded checks a container keeps: a day of runs every five
+/// minutes for a handful of services. The oldest go first.
+pub const MAX_UNRECORDED: usize = 2_000;
 
 impl AppState {
     pub fn new(pool: Pool, config: HealthConfig) -> anyhow::Result<Self> {
@@ -73,11 +80,19 @@ impl AppState {
             pool,
             config: Arc::new(config),
             http,
+            unrecorded: Arc::default(),
         })
     }
 }
 
-/// Probes everything, records the results, prunes old rows.
+/// Probes everything, records the results (and those of earlier runs that
+/// could not be recorded), prunes old rows.
+///
+/// With the database down nothing can be recorded, and the history would
+/// show a gap exactly when it matters: the verdicts go to the log at once,
+/// and are kept in the container until a run can record them, with the time
+/// they were taken. A container that is recycled in between loses them;
+/// the log line keeps every verdict either way.
 pub async fn run_checks(state: &AppState) -> anyhow::Result<Vec<Probe>> {
     let threshold = state.config.degraded_threshold;
     let mut probes = vec![probe::database(&state.pool, threshold).await];
@@ -90,24 +105,40 @@ pub async fn run_checks(state: &AppState) -> anyhow::Result<Vec<Probe>> {
     )
     .await;
     probes.extend(http_probes);
+    let taken_at = platform::clock::now_millis();
+    let mut checks =
+        std::mem::take(&mut *state.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+    let late = checks.len();
+    checks.extend(
+        probes
+            .iter()
+            .cloned()
+            .map(|probe| store::Check { taken_at, probe }),
+    );
     let recorded = async {
         let mut client = state.pool.get().await?;
         let tx = client.transaction().await?;
-        store::record(&*tx, &probes).await?;
+        store::record(&*tx, &checks).await?;
         let pruned = store::prune(&*tx, state.config.retention).await?;
         tx.commit().await?;
         anyhow::Ok(pruned)
     }
     .await;
-    // With the database down nothing can be recorded; the verdicts still
-    // reach the logs (and CloudWatch alarms on them).
-    let pruned = recorded.map_err(|error| {
-        tracing::error!(probes = ?probes, "health checks could not be recorded");
-        error.context("recording health checks")
-    })?;
+    let pruned = match recorded {
+        Ok(pruned) => pruned,
+        Err(error) => {
+            tracing::error!(probes = ?probes, "health checks could not be recorded; kept for the next run");
+            let mut unrecorded = state.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+            let overflow = (checks.len() + unrecorded.len()).saturating_sub(MAX_UNRECORDED);
+            checks.drain(..overflow.min(checks.len()));
+            unrecorded.splice(0..0, checks);
+            return Err(error.context("recording health checks"));
+        }
+    };
     tracing::info!(
         services = probes.len(),
         down = probes.iter().filter(|p| p.status == Status::Down).count(),
+        late,
         pruned,
         "health checks recorded"
     );

@@ -7,19 +7,26 @@ use tokio_postgres::GenericClient;
 
 use crate::probe::{Probe, Status};
 
-/// Writes one row per probe in a single statement.
+/// A probe and when it was taken.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub taken_at: NaiveDateTime,
+    pub probe: Probe,
+}
+
+/// Writes one row per check in a single statement.
 pub async fn record(
     client: &impl GenericClient,
-    probes: &[Probe],
+    checks: &[Check],
 ) -> Result<u64, tokio_postgres::Error> {
-    let checked_at = clock::now_millis();
-    let ids: Vec<String> = probes.iter().map(|_| platform::ids::new_id()).collect();
-    let services: Vec<&str> = probes.iter().map(|p| p.service.as_str()).collect();
-    let statuses: Vec<&str> = probes.iter().map(|p| p.status.as_str()).collect();
-    let times: Vec<Option<f64>> = probes.iter().map(|p| p.response_time).collect();
-    let errors: Vec<Option<&str>> = probes.iter().map(|p| p.error_message.as_deref()).collect();
-    let metadata: Vec<&serde_json::Value> = probes.iter().map(|p| &p.metadata).collect();
-    let stamps: Vec<NaiveDateTime> = probes.iter().map(|_| checked_at).collect();
+    let probes = || checks.iter().map(|c| &c.probe);
+    let ids: Vec<String> = checks.iter().map(|_| platform::ids::new_id()).collect();
+    let services: Vec<&str> = probes().map(|p| p.service.as_str()).collect();
+    let statuses: Vec<&str> = probes().map(|p| p.status.as_str()).collect();
+    let times: Vec<Option<f64>> = probes().map(|p| p.response_time).collect();
+    let errors: Vec<Option<&str>> = probes().map(|p| p.error_message.as_deref()).collect();
+    let metadata: Vec<&serde_json::Value> = probes().map(|p| &p.metadata).collect();
+    let stamps: Vec<NaiveDateTime> = checks.iter().map(|c| c.taken_at).collect();
     client
         .execute(
             r#"INSERT INTO "health_checks" ("id", "service", "status", "responseTime", "errorMessage", "metadata", "timestamp")

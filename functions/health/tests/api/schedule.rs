@@ -152,3 +152,52 @@ async fn a_scheduled_run_without_a_database_reports_an_error_instead_of_hanging(
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_taken_while_the_database_was_down_are_recorded_once_it_is_back() {
+    let cluster = testkit::LocalCluster::start(&testkit::ClusterOptions::default())
+        .expect("a cluster of its own");
+    cluster.psql("CREATE DATABASE health").expect("database");
+    let url = cluster.admin_url("health");
+    let mut client =
+        platform::db::connect(&platform::connection::ConnectionSettings::parse(&url).expect("url"))
+            .await
+            .expect("connection");
+    schema::Migrator::embedded()
+        .up(&mut client)
+        .await
+        .expect("migrated");
+    let function = health::App::build(&platform::config::Env::from_pairs([
+        ("POSTGRES_URL", url.as_str()),
+        ("DB_CONNECT_TIMEOUT_MS", "500"),
+    ]))
+    .expect("the function");
+
+    tokio::task::block_in_place(|| cluster.stop(testkit::Shutdown::Fast)).expect("stopped");
+    let down = health::run_checks(&function.state).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::task::block_in_place(|| cluster.restart()).expect("restarted");
+    health::run_checks(&function.state)
+        .await
+        .expect("recorded once the database is back");
+
+    assert!(down.is_err(), "nothing could be recorded while it was down");
+    let rows =
+        platform::db::connect(&platform::connection::ConnectionSettings::parse(&url).expect("url"))
+            .await
+            .expect("connection")
+            .query(
+                r#"SELECT "status", "errorMessage" FROM "health_checks" ORDER BY "timestamp""#,
+                &[],
+            )
+            .await
+            .expect("rows");
+    let seen: Vec<(String, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("down".to_owned(), Some("connection failed".to_owned())),
+            ("healthy".to_owned(), None),
+        ]
+    );
+}
