@@ -6,6 +6,7 @@ mod bootstrap;
 mod hostile_input;
 mod lambda;
 mod permissions;
+mod restarts;
 mod sessions;
 mod triage;
 mod users;
