@@ -195,7 +195,7 @@ async fn every_acknowledged_change_is_stored_with_exactly_one_audit_row_across_r
             .expect("each change appends a note");
         *audited.entry(last).or_default() += 1;
     }
-    let outcomes = outcomes.lock().expect("outcomes");
+    let outcomes = std::mem::take(&mut *outcomes.lock().expect("outcomes"));
     eprintln!(
         "admin restarts: {} changes acknowledged, {} answered 503, {} stored, {} audited",
         outcomes.acknowledged.len(),
