@@ -437,4 +437,173 @@ mod tests {
         assert_eq!(redacted["refresh_token"], Value::Null);
         assert_eq!(redacted["name"], "welcome");
     }
+
+    #[test]
+    fn a_nul_in_a_changed_value_or_key_is_replaced_at_any_depth() {
+        let stored = storable_json(json!({
+            "name\u{0}": "a\u{0}b",
+            "items": [{"note": "\u{0}"}, "clean", 7],
+        }));
+        assert_eq!(
+            stored,
+            json!({
+                "name\u{FFFD}": "a\u{FFFD}b",
+                "items": [{"note": "\u{FFFD}"}, "clean", 7],
+            })
+        );
+    }
+
+    // Verification against a real database (crates/testkit). The chain is
+    // written by hand where a test needs links the trigger would not make
+    // (the migration's backfill, chosen chaining times): each row is
+    // inserted with the triggers off and then linked to the head with the
+    // database's own `audit_trail.link`, so every link is genuine and only
+    // the dates under test vary.
+
+    async fn trail() -> (testkit::TestDatabase, tokio_postgres::Client) {
+        let db = testkit::TestDatabase::migrated().await;
+        let client = db.connect().await;
+        (db, client)
+    }
+
+    /// An audit row dated `timestamp` (UTC), chained at `chained_at`,
+    /// by the migration's backfill when `backfilled`, else as a live row.
+    async fn chain(
+        client: &tokio_postgres::Client,
+        id: &str,
+        timestamp: &str,
+        chained_at: &str,
+        backfilled: bool,
+    ) {
+        client
+            .batch_execute(&format!(
+                r#"BEGIN;
+                   SET LOCAL session_replication_role = replica;
+                   INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId", "timestamp")
+                   VALUES ('{id}', 'app', 'app@example.com', 'admin', 'update', 'deals', 'deal-1', '{timestamp}');
+                   COMMIT;
+                   INSERT INTO "audit_trail"."chain" ("auditId", "prevHash", "hash", "chainedAt", "backfilled")
+                   SELECT a."id", h."prev", "audit_trail"."link"(h."prev", to_jsonb(a), '{chained_at}+00', {backfilled}),
+                          '{chained_at}+00', {backfilled}
+                   FROM "audit_logs" a,
+                        (SELECT coalesce((SELECT "hash" FROM "audit_trail"."chain" ORDER BY "seq" DESC LIMIT 1),
+                                         repeat('0', 64)) AS "prev") h
+                   WHERE a."id" = '{id}';"#
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("chaining {id}: {e}"));
+    }
+
+    async fn verified(db: &testkit::TestDatabase) -> Verification {
+        let pool = platform::db::pool_for(
+            &db.settings(),
+            1,
+            std::time::Duration::from_secs(10),
+            platform::db::Checkout::Verified,
+        )
+        .expect("pool");
+        let mut client = pool.get().await.expect("connection");
+        verify(&mut client).await.expect("verify")
+    }
+
+    /// The migration ran on 2025-06-01; the rows it chained are older.
+    const MIGRATED_AT: &str = "2025-06-01 00:00:00";
+
+    fn out_of_order_ids(report: &Verification) -> Vec<&str> {
+        report
+            .problems
+            .iter()
+            .map(|problem| match problem {
+                Problem::OutOfOrder { audit_id, .. } => audit_id.as_str(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn backfilled_rows_in_timestamp_order_verify_intact() {
+        let (db, client) = trail().await;
+        chain(&client, "old-1", "2025-01-01 00:00:00", MIGRATED_AT, true).await;
+        chain(&client, "old-2", "2025-01-02 00:00:00", MIGRATED_AT, true).await;
+        chain(&client, "old-3", "2025-01-03 00:00:00", MIGRATED_AT, true).await;
+        let report = verified(&db).await;
+        assert!(report.intact, "{report:?}");
+        assert_eq!(report.links, 3);
+    }
+
+    #[tokio::test]
+    async fn backfilled_rows_sharing_a_timestamp_verify_intact() {
+        let (db, client) = trail().await;
+        chain(&client, "same-a", "2025-01-01 00:00:00", MIGRATED_AT, true).await;
+        chain(&client, "same-b", "2025-01-01 00:00:00", MIGRATED_AT, true).await;
+        let report = verified(&db).await;
+        assert!(report.intact, "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_backfilled_row_older_than_the_one_before_it_is_out_of_order() {
+        let (db, client) = trail().await;
+        chain(&client, "newer", "2025-01-02 00:00:00", MIGRATED_AT, true).await;
+        chain(&client, "older", "2025-01-01 00:00:00", MIGRATED_AT, true).await;
+        assert_eq!(out_of_order_ids(&verified(&db).await), ["older"]);
+    }
+
+    #[tokio::test]
+    async fn a_backfilled_row_after_a_live_row_is_out_of_order() {
+        let (db, client) = trail().await;
+        chain(&client, "live", MIGRATED_AT, MIGRATED_AT, false).await;
+        chain(&client, "late", "2025-06-02 00:00:00", MIGRATED_AT, true).await;
+        assert_eq!(out_of_order_ids(&verified(&db).await), ["late"]);
+    }
+
+    #[tokio::test]
+    async fn a_live_row_dated_exactly_the_allowed_drift_from_its_chaining_is_in_order() {
+        let (db, client) = trail().await;
+        chain(&client, "ahead", "2025-06-01 00:05:00", MIGRATED_AT, false).await;
+        chain(
+            &client,
+            "behind",
+            "2025-06-01 00:00:00",
+            "2025-06-01 00:05:00",
+            false,
+        )
+        .await;
+        let report = verified(&db).await;
+        assert!(report.intact, "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_live_row_dated_a_millisecond_beyond_the_allowed_drift_is_out_of_order() {
+        let (db, client) = trail().await;
+        chain(
+            &client,
+            "ahead",
+            "2025-06-01 00:05:00.001",
+            MIGRATED_AT,
+            false,
+        )
+        .await;
+        assert_eq!(out_of_order_ids(&verified(&db).await), ["ahead"]);
+    }
+
+    #[tokio::test]
+    async fn a_verification_lists_at_most_the_limit_of_problems_but_counts_them_all() {
+        let (db, client) = trail().await;
+        let over = MAX_LISTED_PROBLEMS + 1;
+        client
+            .batch_execute(&format!(
+                r#"BEGIN;
+                   SET LOCAL session_replication_role = replica;
+                   INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId")
+                   SELECT 'unchained-' || i, 'app', 'app@example.com', 'admin', 'update', 'deals', 'deal-1'
+                   FROM generate_series(1, {over}) i;
+                   COMMIT;"#
+            ))
+            .await
+            .expect("unchained rows");
+        let report = verified(&db).await;
+        assert_eq!(report.problem_count, over as u64);
+        assert_eq!(report.problems.len(), MAX_LISTED_PROBLEMS);
+        assert!(!report.intact);
+    }
 }

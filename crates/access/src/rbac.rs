@@ -488,6 +488,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_resource_is_refused_naming_every_known_one() {
+        let e = parse_overrides(&json!([{"resource": "castles", "actions": ["read"]}]))
+            .expect_err("unknown resource");
+        assert_eq!(
+            e.message,
+            "unknown resource; known: *, deals, destinations, emails, suggestions, experiments, \
+             flags, models, analytics, errors, system, audit_logs, users"
+        );
+    }
+
+    #[test]
+    fn an_unknown_action_is_refused_naming_every_known_one() {
+        let e = parse_overrides(&json!([{"resource": "deals", "actions": ["fly"]}]))
+            .expect_err("unknown action");
+        assert!(
+            e.message
+                .ends_with("; actions are create, read, update, delete, export, manage"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn subset_checks_compare_every_resource() {
         let admin = Permissions::effective(Role::Admin, &[]);
         let moderator = Permissions::effective(Role::Moderator, &[]);

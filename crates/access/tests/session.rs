@@ -353,3 +353,9 @@ fn no_secret_at_all_fails_naming_the_variable() {
     let error = SessionKeys::from_env(&Env::from_pairs([])).expect_err("no secret");
     assert_eq!(error.variable, "NEXTAUTH_SECRET");
 }
+
+#[test]
+fn the_keys_print_as_a_placeholder_not_as_key_material() {
+    let keys = SessionKeys::derive(SECRET);
+    assert_eq!(format!("{keys:?}"), "SessionKeys(..)");
+}

@@ -20,18 +20,45 @@ use axum::{
 use lambda_http::request::RequestContext;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{ApiError, ApiResult, request_id};
+use crate::{
+    ApiError, ApiResult,
+    metrics::{self, Metric},
+    request_id,
+};
 
 /// Longest rejection text carried over into an error body.
 const MAX_REJECTION_TEXT: usize = 1024;
 
-/// `routes` with the edge around them (see the module documentation).
-pub fn finish(routes: Router) -> Router {
+/// `routes` of `function` with the edge around them (see the module
+/// documentation).
+pub fn finish(function: &'static str, routes: Router) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .layer(middleware::from_fn(json_rejections))
         .layer(CatchPanicLayer::custom(panic_answer))
+        .layer(middleware::from_fn(move |request, next| {
+            count_answers(function, request, next)
+        }))
         .layer(middleware::from_fn(request_id::middleware))
+}
+
+/// Every answer counted by its class, with its latency: the alarms on a
+/// function's 5xx rate read these ([`crate::metrics`]).
+async fn count_answers(function: &'static str, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    metrics::emit(
+        function,
+        None,
+        &[
+            Metric::count("Requests", 1),
+            Metric::count("Http4xx", usize::from(status.is_client_error())),
+            Metric::count("Http5xx", usize::from(status.is_server_error())),
+            Metric::millis("LatencyMs", started.elapsed()),
+        ],
+    );
+    response
 }
 
 fn panic_answer(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -170,7 +197,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_path_is_a_json_404_with_a_request_id() {
-        let (status, _, body) = answer(finish(Router::new()), request("GET", "/nowhere")).await;
+        let (status, _, body) =
+            answer(finish("test", Router::new()), request("GET", "/nowhere")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "not_found");
         assert!(body["error"]["requestId"].is_string());
@@ -179,7 +207,8 @@ mod tests {
     #[tokio::test]
     async fn a_method_the_path_does_not_take_is_a_json_405_keeping_allow() {
         let routes = Router::new().route("/thing", get(|| async { "ok" }));
-        let (status, headers, body) = answer(finish(routes), request("DELETE", "/thing")).await;
+        let (status, headers, body) =
+            answer(finish("test", routes), request("DELETE", "/thing")).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(body["error"]["code"], "method_not_allowed");
         assert!(headers.contains_key(header::ALLOW));
@@ -191,7 +220,8 @@ mod tests {
             "/things/{id}",
             get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
         );
-        let (status, _, body) = answer(finish(routes), request("GET", "/things/%FF%FE")).await;
+        let (status, _, body) =
+            answer(finish("test", routes), request("GET", "/things/%FF%FE")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "bad_request");
         assert!(body["error"]["requestId"].is_string());
@@ -212,7 +242,7 @@ mod tests {
             .uri("/things")
             .body(Body::from("0123456789"))
             .expect("request");
-        let (status, _, body) = answer(finish(routes), big).await;
+        let (status, _, body) = answer(finish("test", routes), big).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body["error"]["code"], "payload_too_large");
     }
@@ -228,7 +258,7 @@ mod tests {
                 "unreachable"
             }),
         );
-        let (status, _, body) = answer(finish(routes), request("GET", "/boom")).await;
+        let (status, _, body) = answer(finish("test", routes), request("GET", "/boom")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "internal");
         assert!(!body.to_string().contains("secret detail"));

@@ -16,6 +16,7 @@ pub mod http_client;
 pub mod ids;
 pub mod json;
 pub mod lambda;
+pub mod metrics;
 pub mod request_id;
 pub mod telemetry;
 

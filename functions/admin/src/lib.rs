@@ -174,7 +174,7 @@ fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(screen))
         .with_state(state);
-    platform::http::finish(routes)
+    platform::http::finish("admin", routes)
 }
 
 /// Refuses before routing what no admin route can take: a path holding an

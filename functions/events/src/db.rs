@@ -21,11 +21,14 @@
 //! twice, so that route asks for a [`checked`] connection instead: the same
 //! empty query `Verified` sends, paid only where it is needed.
 
+use std::time::Instant;
+
 use deadpool_postgres::Object;
 use platform::{
     ApiError, ApiResult,
     config::DatabaseConfig,
     db::{Checkout, Pool, PooledClient, connection_lost},
+    metrics::{self, Metric},
 };
 
 /// The function's pool: platform's, handing out connections unprobed.
@@ -42,17 +45,28 @@ where
     F: FnMut(PooledClient) -> W,
     W: Future<Output = (PooledClient, Result<T, tokio_postgres::Error>)>,
 {
-    let (connection, written) = write(pool.get().await?).await;
-    match written {
+    let started = Instant::now();
+    let connection = pool.get().await?;
+    let waited = started.elapsed();
+    let (connection, written) = write(connection).await;
+    let written = match written {
         Err(error) if connection_lost(&error) => {
             tracing::warn!(%error, "database connection lost; writing once more on a new one");
             // Out of the pool: the client may not know yet that it is closed.
             drop(Object::take(connection));
-            let (_, written) = write(pool.get().await?).await;
-            written.map_err(ApiError::internal(doing))
+            write(pool.get().await?).await.1
         }
-        written => written.map_err(ApiError::internal(doing)),
-    }
+        written => written,
+    };
+    metrics::emit(
+        "events",
+        None,
+        &[
+            Metric::millis("DbWaitMs", waited),
+            Metric::millis("DbWriteMs", started.elapsed() - waited),
+        ],
+    );
+    written.map_err(ApiError::internal(doing))
 }
 
 /// A pooled connection that has just answered an empty query, replacing one

@@ -20,6 +20,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use platform::api_doc::{
     Invalid, TooLarge, Unauthenticated, Unavailable, Unprocessable, WrongMediaType,
 };
+use platform::metrics::{self, Metric};
 use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .allow_headers([header::CONTENT_TYPE])
         .max_age(Duration::from_secs(24 * 60 * 60));
     platform::http::finish(
+        "events",
         Router::new()
             .route("/api/analytics/events", post(ingest_events))
             .route("/api/analytics/performance", post(ingest_vitals))
@@ -136,6 +138,7 @@ pub struct Dropped {
 }
 
 fn dropped() -> Response {
+    metrics::emit("events", None, &[Metric::count("BeaconsDroppedBot", 1)]);
     let nothing = Dropped {
         stored: 0,
         dropped: "bot",
@@ -249,6 +252,15 @@ async fn ingest_events(State(state): State<AppState>, beacon: Beacon) -> ApiResu
         }
     })
     .await?;
+    metrics::emit(
+        "events",
+        None,
+        &[
+            Metric::count("EventsReceived", stored.received),
+            Metric::count("EventsStored", stored.stored),
+            Metric::count("EventsDuplicate", stored.duplicates),
+        ],
+    );
     Ok(accepted(stored))
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use lambda_runtime::Context;
+use platform::metrics::Metric;
 use platform::{
     config::{DatabaseConfig, Env},
     db::{Checkout, Pool},
@@ -124,6 +125,24 @@ pub async fn run_checks(state: &AppState) -> anyhow::Result<Vec<Probe>> {
         anyhow::Ok(pruned)
     }
     .await;
+    for probe in &probes {
+        platform::metrics::emit(
+            "health",
+            Some(("Service", &probe.service)),
+            &[Metric::count(
+                "HealthCheckDown",
+                usize::from(probe.status == Status::Down),
+            )],
+        );
+    }
+    platform::metrics::emit(
+        "health",
+        None,
+        &[Metric::count(
+            "HealthRecordFailed",
+            usize::from(recorded.is_err()),
+        )],
+    );
     let pruned = match recorded {
         Ok(pruned) => pruned,
         Err(error) => {

@@ -30,6 +30,7 @@ const MAX_HISTORY_LIMIT: i64 = 1_000;
 
 pub fn router(state: AppState) -> Router {
     platform::http::finish(
+        "health",
         Router::new()
             .route("/api/health", get(health).head(head))
             .route("/api/health/history", get(history))

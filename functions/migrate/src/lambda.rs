@@ -45,7 +45,7 @@ impl App {
 impl Function for App {
     /// migrate has no routes; an HTTP request gets the JSON 404.
     fn router(&self) -> Router {
-        platform::http::finish(Router::new())
+        platform::http::finish("migrate", Router::new())
     }
 
     async fn on_event(&self, event: Event, context: Context) -> anyhow::Result<Value> {
@@ -67,6 +67,15 @@ impl Function for App {
                     }))
                 })
                 .await?;
+                // The alarm on a failed migration reads this.
+                platform::metrics::emit(
+                    "migrate",
+                    None,
+                    &[platform::metrics::Metric::count(
+                        "MigrationFailed",
+                        usize::from(reply.status == custom_resource::ReplyStatus::Failed),
+                    )],
+                );
                 Ok(serde_json::to_value(reply)?)
             }
             Event::Schedule(_) => anyhow::bail!("migrate is not meant to run on a schedule"),

@@ -74,7 +74,7 @@ impl Stack {
             } else if path.starts_with("/api/health") || path == "/api/openapi.json" {
                 self.health.router()
             } else {
-                return platform::http::finish(Router::new())
+                return platform::http::finish("stack", Router::new())
                     .oneshot(request)
                     .await
                     .unwrap_or_else(|never| match never {});
