@@ -193,7 +193,7 @@ where
                 tracing::info!(%reason, source = ?credential.source, "session refused");
                 ApiError::Unauthorized
             })?;
-        let client = access.pool.get().await?;
+        let mut client = access.pool.get().await?;
         let actor = Actor::load(&**client, &claims.sub, claims.email.as_deref())
             .await
             .map_err(ApiError::internal("loading the signed-in user"))?
@@ -222,7 +222,7 @@ where
             );
             // The 403 stands even if the trail cannot take the row; the
             // failure is logged with the request id.
-            if let Err(error) = refusal.insert(&**client).await {
+            if let Err(error) = crate::audit::record_refusal(&mut client, &refusal).await {
                 tracing::error!(?error, "could not record a refused attempt");
             }
             return Err(ApiError::Forbidden(format!(
@@ -301,7 +301,9 @@ impl<R: ResourceMarker, A: ActionMarker> Authorized<R, A> {
                             None => error.to_string(),
                         },
                     );
-                    if let Err(cause) = refusal.insert(&**self.client).await {
+                    if let Err(cause) =
+                        crate::audit::record_refusal(&mut self.client, &refusal).await
+                    {
                         tracing::error!(error = ?cause, "could not record a refused change");
                     }
                 }

@@ -11,11 +11,16 @@ use platform::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use access::audit;
+
 use crate::bootstrap::{self, Channel};
 
 pub const USAGE: &str = "usage:
   admin bootstrap-admin --email <email> [--force]   make an existing user super_admin (audited)
-  admin audit-verify                                recompute the audit trail's hash chain
+  admin audit-verify [--incremental]                recompute the audit trail's hash chain, whole
+                                                    or from the newest checkpoint
+  admin audit-maintain                              what the schedule runs: close refusal windows,
+                                                    verify incrementally, go on with a full pass
 Database settings come from POSTGRES_URL (and POSTGRES_URL_NON_POOLING, preferred when set).";
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,15 +31,51 @@ pub enum Command {
         #[serde(default)]
         force: bool,
     },
-    AuditVerify,
+    AuditVerify {
+        #[serde(default)]
+        mode: VerifyMode,
+        /// For `slice`: the pass to go on with.
+        #[serde(default)]
+        pass: Option<String>,
+    },
+    AuditMaintain,
 }
+
+/// How much of the chain a verification walks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMode {
+    /// The whole chain, in one go (no time limit: the command line).
+    #[default]
+    Full,
+    /// From the newest checkpoint.
+    Incremental,
+    /// One slice of a full pass.
+    Slice,
+}
+
+/// Links one incremental verification walks at most (about 20 s here).
+pub const INCREMENTAL_LINKS: i64 = 400_000;
+/// Links of one slice of a full pass (about 10 s here).
+pub const SLICE_LINKS: i64 = 200_000;
+/// How long the scheduled maintenance goes on with slices of a full pass
+/// before it stops, leaving the admin function's 30 s room to finish.
+pub const MAINTENANCE_BUDGET: std::time::Duration = std::time::Duration::from_secs(18);
 
 impl Command {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let args: Vec<String> = args.into_iter().collect();
         let words: Vec<&str> = args.iter().map(String::as_str).collect();
         match words.as_slice() {
-            ["audit-verify"] => Ok(Self::AuditVerify),
+            ["audit-verify"] => Ok(Self::AuditVerify {
+                mode: VerifyMode::Full,
+                pass: None,
+            }),
+            ["audit-verify", "--incremental"] => Ok(Self::AuditVerify {
+                mode: VerifyMode::Incremental,
+                pass: None,
+            }),
+            ["audit-maintain"] => Ok(Self::AuditMaintain),
             ["bootstrap-admin", rest @ ..] => {
                 let mut email = None;
                 let mut force = false;
@@ -71,20 +112,82 @@ pub async fn execute(
             let done = bootstrap::bootstrap_admin(client, email, *force, channel).await?;
             Ok(json!({"bootstrapped": done}))
         }
-        Command::AuditVerify => {
-            let report = access::audit::verify(client).await?;
-            // The alarm on a failed verification reads this.
-            platform::metrics::emit(
-                "admin",
-                None,
-                &[platform::metrics::Metric::count(
-                    "AuditChainIntact",
-                    usize::from(report.intact),
-                )],
-            );
+        Command::AuditVerify { mode, pass } => {
+            let report = match mode {
+                VerifyMode::Full => audit::verify(client).await?,
+                VerifyMode::Incremental => {
+                    audit::verify_incremental(client, INCREMENTAL_LINKS).await?
+                }
+                VerifyMode::Slice => {
+                    audit::verify_slice(client, pass.as_deref(), SLICE_LINKS).await?
+                }
+            };
+            report_verification(&report);
             Ok(serde_json::to_value(report)?)
         }
+        Command::AuditMaintain => maintain(client).await,
     }
+}
+
+/// Whether a verification anywhere in `outcome` found the trail not intact.
+fn not_intact(outcome: &Value) -> bool {
+    match outcome {
+        Value::Object(map) => {
+            map.get("intact") == Some(&Value::Bool(false)) || map.values().any(not_intact)
+        }
+        Value::Array(items) => items.iter().any(not_intact),
+        _ => false,
+    }
+}
+
+/// The verification's verdict for the alarm, and its head for the log: a
+/// record outside the database of where the chain stood.
+fn report_verification(report: &audit::Verification) {
+    platform::metrics::emit(
+        "admin",
+        None,
+        &[platform::metrics::Metric::count(
+            "AuditChainIntact",
+            usize::from(report.intact),
+        )],
+    );
+    if report.intact {
+        tracing::info!(head_seq = ?report.head_seq, head_hash = ?report.head_hash, pass = ?report.pass, complete = report.complete, "audit trail verified");
+    } else {
+        tracing::error!(
+            problems = report.problem_count,
+            "audit trail verification failed"
+        );
+    }
+}
+
+/// What the schedule runs: closes refusal windows (their counts enter the
+/// trail), verifies what was appended since the newest checkpoint, then
+/// goes on with the full re-verification under way (or starts one) in
+/// slices until [`MAINTENANCE_BUDGET`] is spent. A chain of ten million
+/// links is walked in full in a day of hourly runs.
+async fn maintain(client: &mut deadpool_postgres::Client) -> anyhow::Result<Value> {
+    let started = std::time::Instant::now();
+    let flushed = audit::flush_refusal_windows(client).await?;
+    let incremental = audit::verify_incremental(client, INCREMENTAL_LINKS).await?;
+    report_verification(&incremental);
+    let mut slices = Vec::new();
+    let mut pass = audit::unfinished_pass(&***client).await?;
+    while started.elapsed() < MAINTENANCE_BUDGET {
+        let slice = audit::verify_slice(client, pass.as_deref(), SLICE_LINKS).await?;
+        report_verification(&slice);
+        let done = slice.complete || slice.links == 0;
+        pass.clone_from(&slice.pass);
+        slices.push(slice);
+        if done {
+            break;
+        }
+    }
+    Ok(json!({
+        "refusalWindowsClosed": flushed,
+        "incremental": incremental,
+        "fullPassSlices": slices,
+    }))
 }
 
 /// The binary outside Lambda: one command from the arguments, run on the
@@ -116,7 +219,7 @@ pub async fn command_line(env: &Env) -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&outcome).unwrap_or_default()
             );
-            if outcome.get("intact") == Some(&Value::Bool(false)) {
+            if not_intact(&outcome) {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
@@ -160,7 +263,19 @@ mod tests {
         );
         assert_eq!(
             Command::from_payload(json!({"command": "audit-verify"})),
-            Ok(Command::AuditVerify)
+            Ok(Command::AuditVerify {
+                mode: VerifyMode::Full,
+                pass: None
+            })
+        );
+        assert_eq!(
+            Command::from_payload(
+                json!({"command": "audit-verify", "mode": "slice", "pass": "p1"})
+            ),
+            Ok(Command::AuditVerify {
+                mode: VerifyMode::Slice,
+                pass: Some("p1".into())
+            })
         );
         assert!(Command::from_payload(json!({"command": "make-me-admin"})).is_err());
     }

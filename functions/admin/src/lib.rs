@@ -85,7 +85,7 @@ impl Function for App {
     async fn on_event(&self, event: Event, _: Context) -> anyhow::Result<Value> {
         let command = match event {
             Event::Direct(payload) => Command::from_payload(payload).map_err(anyhow::Error::msg)?,
-            Event::Schedule(_) => Command::AuditVerify,
+            Event::Schedule(_) => Command::AuditMaintain,
             Event::CustomResource(_) => anyhow::bail!("admin has no custom resource"),
         };
         let mut client = self.state.access.pool.get().await?;

@@ -288,26 +288,62 @@ pub async fn export(
     Ok(response)
 }
 
+/// What to verify: from the newest checkpoint, or one slice of a full pass.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct VerifyQuery {
+    /// `incremental` (default): what was appended since the newest
+    /// checkpoint. `slice`: the next slice of a full re-verification.
+    mode: Option<String>,
+    /// With `slice`: the pass to go on with (its `pass`); absent: a new pass.
+    pass: Option<String>,
+}
+
 /// `GET /api/admin/audit/verify`: recomputes the hash chain.
 #[utoipa::path(
     get,
     path = "/api/admin/audit/verify",
     tag = "admin",
     summary = "Verify the audit trail's hash chain",
-    description = "Recomputes every link in one snapshot: altered, missing, reordered, unchained, misdated rows, and a chain restarted from genesis. Needs `audit_logs:read`.",
+    description = "Recomputes links: altered, missing, reordered, unchained, misdated rows, a chain restarted from genesis, a checkpoint the chain no longer matches. By default from the newest checkpoint (at most 400,000 links; `complete` says whether the head was reached); `mode=slice` walks the next 200,000 links of a full re-verification (`pass` goes on with one). An intact verification records a checkpoint. Needs `audit_logs:read`.",
+    params(VerifyQuery),
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The verification.", body = Verification),
-        Unauthenticated, Forbidden, Unavailable,
+        Invalid, Unauthenticated, Forbidden, Unavailable,
     )
 )]
 pub async fn verify(
     mut auth: Authorized<resource::AuditLogs, action::Read>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Verification>> {
+    let query: VerifyQuery = platform::json::parse_query(raw.as_deref())?;
+    if query.pass.as_ref().is_some_and(|p| p.chars().count() > 64) {
+        return Err(ApiError::invalid_field(
+            "pass",
+            "must be at most 64 characters",
+        ));
+    }
     let client = auth.client();
-    let report = audit::verify(client)
-        .await
-        .map_err(ApiError::internal("verifying the audit trail"))?;
+    let report = match query.mode.as_deref() {
+        None | Some("incremental") => {
+            if query.pass.is_some() {
+                return Err(ApiError::invalid_field("pass", "goes with mode=slice only"));
+            }
+            audit::verify_incremental(client, crate::commands::INCREMENTAL_LINKS).await
+        }
+        Some("slice") => {
+            audit::verify_slice(client, query.pass.as_deref(), crate::commands::SLICE_LINKS).await
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "mode",
+                "must be incremental or slice",
+            ));
+        }
+    }
+    .map_err(ApiError::internal("verifying the audit trail"))?;
     if !report.intact {
         tracing::error!(
             problems = report.problem_count,

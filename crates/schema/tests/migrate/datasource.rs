@@ -69,8 +69,8 @@ async fn a_ledger_left_in_the_datasource_schema_by_an_earlier_version_is_moved_w
     let report = Migrator::embedded().up(&mut client).await.expect("up");
 
     assert_eq!(
-        report.applied,
-        vec!["20261130120000_bundle_schema".to_owned()]
+        report.applied.first().map(String::as_str),
+        Some("20261130120000_bundle_schema")
     );
     assert_eq!(datasource_tables(&client).await, expected_tables());
     let moved: i64 = client
@@ -81,10 +81,11 @@ async fn a_ledger_left_in_the_datasource_schema_by_an_earlier_version_is_moved_w
         .await
         .expect("count")
         .get(0);
+    let applied = i64::try_from(report.applied.len()).expect("a few");
     assert_eq!(
         moved,
-        earlier_rows + 1,
-        "the earlier rows and the move's own"
+        earlier_rows + applied,
+        "the earlier rows, the move's own and later ones"
     );
     let status = Migrator::embedded().status(&client).await.expect("status");
     assert_eq!(status.pending(), 0);

@@ -4,6 +4,8 @@ use testkit::TestDatabase;
 use crate::table_exists;
 
 /// The bundle migration that lives on "audit_logs" and goes with it.
+/// Also in schema `audit_trail`: it goes with the chain.
+const AUDIT_AT_SCALE_MIGRATION: &str = "20261130140000_audit_checkpoints_and_refusal_windows";
 const AUDIT_TRAIL_MIGRATION: &str = "20251125090000_audit_trail_tamper_evidence";
 
 #[tokio::test]
@@ -29,7 +31,11 @@ async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
     assert_eq!(report.dropped_tables.len(), 17);
     assert_eq!(
         report.removed_records,
-        [migrations::CONTRACT_MIGRATION, AUDIT_TRAIL_MIGRATION]
+        [
+            migrations::CONTRACT_MIGRATION,
+            AUDIT_TRAIL_MIGRATION,
+            AUDIT_AT_SCALE_MIGRATION
+        ]
     );
     let chain_left: bool = client
         .query_one("SELECT to_regnamespace('audit_trail') IS NOT NULL", &[])
@@ -54,7 +60,11 @@ async fn up_after_down_restores_the_contract() {
     let report = Migrator::embedded().up(&mut client).await.expect("up");
     assert_eq!(
         report.applied,
-        [migrations::CONTRACT_MIGRATION, AUDIT_TRAIL_MIGRATION]
+        [
+            migrations::CONTRACT_MIGRATION,
+            AUDIT_TRAIL_MIGRATION,
+            AUDIT_AT_SCALE_MIGRATION
+        ]
     );
     let (_, differences) = contract::verify(&client).await.expect("verify");
     assert!(differences.is_empty(), "{differences:#?}");

@@ -83,7 +83,11 @@ async fn the_direct_invoke_runs_bootstrap_and_verification() {
         .await
         .expect("bootstrap");
     assert_eq!(outcome["bootstrapped"]["userId"], "ada");
-    let report = execute(&mut client, &Command::AuditVerify, Channel::Lambda)
+    let verify = Command::AuditVerify {
+        mode: admin::commands::VerifyMode::Full,
+        pass: None,
+    };
+    let report = execute(&mut client, &verify, Channel::Lambda)
         .await
         .expect("verify");
     assert_eq!(report["intact"], true);

@@ -1,6 +1,7 @@
 //! The admin function against real PostgreSQL, through its production
 //! router.
 
+mod audit_scale;
 mod audit_trail;
 mod bootstrap;
 mod hostile_input;
