@@ -64,7 +64,7 @@ impl Function for App {
 pub struct AppState {
     pub pool: Pool,
     pub config: Arc<HealthConfig>,
-    pub http: reqwest::Client,
+    pub http: platform::http_client::LazyClient,
     /// Checks that could not be recorded (the database was down when they
     /// ran), with when they ran: recorded by the next run that can.
     unrecorded: Arc<Mutex<Vec<store::Check>>>,
@@ -76,7 +76,7 @@ pub const MAX_UNRECORDED: usize = 2_000;
 
 impl AppState {
     pub fn new(pool: Pool, config: HealthConfig) -> anyhow::Result<Self> {
-        let http = platform::http_client::client(config.http_timeout)?;
+        let http = platform::http_client::LazyClient::new(config.http_timeout);
         Ok(Self {
             pool,
             config: Arc::new(config),
@@ -97,14 +97,19 @@ impl AppState {
 pub async fn run_checks(state: &AppState) -> anyhow::Result<Vec<Probe>> {
     let threshold = state.config.degraded_threshold;
     let mut probes = vec![probe::database(&state.pool, threshold).await];
-    let http_probes = futures_util::future::join_all(
-        state
-            .config
-            .http_targets
-            .iter()
-            .map(|target| probe::http(&state.http, target, threshold)),
-    )
-    .await;
+    let http_probes = if state.config.http_targets.is_empty() {
+        Vec::new()
+    } else {
+        let http = state.http.get()?;
+        futures_util::future::join_all(
+            state
+                .config
+                .http_targets
+                .iter()
+                .map(|target| probe::http(http, target, threshold)),
+        )
+        .await
+    };
     probes.extend(http_probes);
     let taken_at = platform::clock::now_millis();
     let mut checks =

@@ -23,14 +23,14 @@ pub struct App {
     /// invocation instead of crashing the cold start, so that a bad
     /// configuration still reaches CloudFormation as FAILED with its reason.
     config: Arc<Result<DatabaseConfig, String>>,
-    http: reqwest::Client,
+    http: platform::http_client::LazyClient,
 }
 
 impl App {
     pub fn build(env: &Env) -> Self {
         Self {
             config: Arc::new(DatabaseConfig::from_env(env).map_err(|e| e.to_string())),
-            http: platform::http_client::client(Duration::from_secs(10)).unwrap_or_default(),
+            http: platform::http_client::LazyClient::new(Duration::from_secs(10)),
         }
     }
 
@@ -59,7 +59,10 @@ impl Function for App {
             }
             Event::CustomResource(request) => {
                 let budget = time_budget(&context);
-                let reply = custom_resource::answer(&request, &self.http, budget, || async {
+                // The reply must go out whatever happens: a default client if
+                // ours cannot be made.
+                let http = self.http.get().cloned().unwrap_or_default();
+                let reply = custom_resource::answer(&request, &http, budget, || async {
                     let outcome = execute(self.config()?, &Command::Up).await?;
                     Ok(json!({
                         "Applied": outcome.result["applied"].as_array().map_or(0, Vec::len),
