@@ -1,7 +1,8 @@
 //! Who may do what in the admin API, and the record of what they did.
 //!
 //! - [`session`]: the Next.js site's NextAuth v4 and Auth.js v5 session
-//!   tokens, read from cookies or `Authorization: Bearer`.
+//!   tokens, read from cookies or `Authorization: Bearer`, and opened by
+//!   [`jwe`] (compact JWE, `dir`, A256GCM and A256CBC-HS512).
 //! - [`rbac`]: roles, resources, actions, and per-admin overrides.
 //! - [`guard`]: [`Authorized`], the extractor every admin route declares its
 //!   permission with, and [`Authorized::mutate`], the only way its changes
@@ -14,6 +15,7 @@
 
 pub mod audit;
 pub mod guard;
+pub mod jwe;
 pub mod rbac;
 pub mod session;
 

@@ -13,12 +13,13 @@
 //! `<name>.1`, ... and are joined in index order. `Authorization: Bearer`
 //! carries the same token; its `enc` says which format it is.
 //!
-//! The JWE itself is decrypted by josekit (backed by OpenSSL) and the keys
-//! derived by the RustCrypto `hkdf` crate: no cryptography is written here.
+//! The JWE is opened by [`crate::jwe`] with RustCrypto's AES-GCM, AES-CBC
+//! and HMAC, and the keys derived by its `hkdf`: no primitive is written
+//! here.
 
+use crate::jwe::{Compact, ContentKey, JweError};
 use hkdf::Hkdf;
 use http::HeaderMap;
-use josekit::jwe::{self, JweDecrypter};
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -95,9 +96,9 @@ pub struct Claims {
 /// The decryption keys of every accepted format, derived once per container
 /// from `NEXTAUTH_SECRET`.
 pub struct SessionKeys {
-    v4: jwe::alg::direct::DirectJweDecrypter,
+    v4: ContentKey,
     /// One per v5 cookie name: the name is the HKDF salt.
-    v5: Vec<(&'static str, jwe::alg::direct::DirectJweDecrypter)>,
+    v5: Vec<(&'static str, ContentKey)>,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -127,18 +128,13 @@ impl SessionKeys {
 
     pub fn derive(secret: &str) -> Self {
         let secret = secret.as_bytes();
-        let direct = |key: &[u8]| {
-            jwe::Dir
-                .decrypter_from_bytes(key)
-                .expect("a direct decrypter accepts any key bytes")
-        };
-        let v4 = direct(&hkdf_sha256::<32>(secret, b"", V4_INFO));
+        let v4 = ContentKey::A256Gcm(hkdf_sha256(secret, b"", V4_INFO));
         let v5 = V5_COOKIES
             .iter()
             .map(|name| {
                 let info = format!("Auth.js Generated Encryption Key ({name})");
-                let key = hkdf_sha256::<64>(secret, name.as_bytes(), info.as_bytes());
-                (*name, direct(&key))
+                let key = hkdf_sha256(secret, name.as_bytes(), info.as_bytes());
+                (*name, ContentKey::A256CbcHs512(key))
             })
             .collect();
         Self { v4, v5 }
@@ -150,21 +146,20 @@ impl SessionKeys {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(SessionError::Oversized);
         }
-        let enc = content_encryption(token)?;
-        let candidates: Vec<&dyn JweDecrypter> = match (&credential.source, enc.as_str()) {
+        let compact = Compact::parse(token).map_err(|error| match error {
+            JweError::Unsupported(what) => SessionError::UnsupportedHeader(what),
+            JweError::Malformed | JweError::Undecryptable => SessionError::Malformed,
+        })?;
+        let candidates: Vec<&ContentKey> = match (&credential.source, compact.enc.as_str()) {
             (Source::Cookie(name), "A256GCM") if V4_COOKIES.contains(name) => vec![&self.v4],
             (Source::Cookie(name), "A256CBC-HS512") => self
                 .v5
                 .iter()
                 .filter(|(salt, _)| salt == name)
-                .map(|(_, d)| d as &dyn JweDecrypter)
+                .map(|(_, key)| key)
                 .collect(),
             (Source::Bearer, "A256GCM") => vec![&self.v4],
-            (Source::Bearer, "A256CBC-HS512") => self
-                .v5
-                .iter()
-                .map(|(_, d)| d as &dyn JweDecrypter)
-                .collect(),
+            (Source::Bearer, "A256CBC-HS512") => self.v5.iter().map(|(_, key)| key).collect(),
             (_, other) => {
                 return Err(SessionError::UnsupportedHeader(format!(
                     "enc {other} from {:?}",
@@ -174,8 +169,7 @@ impl SessionKeys {
         };
         let payload = candidates
             .into_iter()
-            .find_map(|decrypter| jwe::deserialize_compact(token, decrypter).ok())
-            .map(|(payload, _header)| payload)
+            .find_map(|key| compact.open(key).ok())
             .ok_or(SessionError::Undecryptable)?;
         let claims: Claims = serde_json::from_slice(&payload)
             .map_err(|error| SessionError::Claims(error.to_string()))?;
@@ -195,53 +189,6 @@ impl SessionKeys {
         }
         Ok(claims)
     }
-}
-
-#[derive(Deserialize)]
-struct ProtectedHeader {
-    alg: String,
-    enc: String,
-    #[serde(default)]
-    zip: Option<serde_json::Value>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
-
-/// Reads and checks the protected header before any key is tried: only
-/// `dir` with no compression and no critical extensions is accepted, so
-/// `alg: none`, a JWS (three parts) or a zip bomb never reach decryption.
-fn content_encryption(token: &str) -> Result<String, SessionError> {
-    use base64::Engine as _;
-    let parts: Vec<&str> = token.split('.').collect();
-    let [header, encrypted_key, iv, _ciphertext, tag] = parts.as_slice() else {
-        return Err(SessionError::Malformed);
-    };
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = engine.decode(header).map_err(|_| SessionError::Malformed)?;
-    let header: ProtectedHeader =
-        serde_json::from_slice(&header).map_err(|_| SessionError::Malformed)?;
-    if header.alg != "dir" || !encrypted_key.is_empty() {
-        return Err(SessionError::UnsupportedHeader(format!(
-            "alg {}",
-            header.alg
-        )));
-    }
-    if header.zip.is_some() || header.crit.is_some() {
-        return Err(SessionError::UnsupportedHeader("zip or crit".into()));
-    }
-    // OpenSSL checks a GCM tag of any length from 1 to 16 bytes, and josekit
-    // passes on whatever the token holds: a 1-byte tag is forged in at most
-    // 256 tries. Only the sizes the algorithms define are accepted.
-    let (iv_len, tag_len) = match header.enc.as_str() {
-        "A256GCM" => (12, 16),
-        "A256CBC-HS512" => (16, 32),
-        other => return Err(SessionError::UnsupportedHeader(format!("enc {other}"))),
-    };
-    let decoded_len = |segment: &str| engine.decode(segment).map(|b| b.len()).ok();
-    if decoded_len(iv) != Some(iv_len) || decoded_len(tag) != Some(tag_len) {
-        return Err(SessionError::Malformed);
-    }
-    Ok(header.enc)
 }
 
 /// The session credential of a request: a session cookie (chunks joined),
