@@ -10,10 +10,13 @@ use access::session::{
     CLOCK_SKEW_SECONDS, Claims, Credential, MAX_SUB_BYTES, MAX_TOKEN_BYTES, SessionError,
     SessionKeys, Source, credential,
 };
+use aes_gcm::{
+    Aes256Gcm, KeyInit,
+    aead::{AeadInPlace, Nonce},
+};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use hkdf::Hkdf;
 use http::{HeaderMap, HeaderValue};
-use openssl::symm::{Cipher, encrypt_aead};
 use platform::config::Env;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -36,16 +39,14 @@ fn v4_key(secret: &str) -> [u8; 32] {
 fn mint_with_header(secret: &str, header: &Value, claims: &Value) -> String {
     let header = B64.encode(header.to_string());
     let iv = [7u8; 12];
-    let mut tag = [0u8; 16];
-    let ciphertext = encrypt_aead(
-        Cipher::aes_256_gcm(),
-        &v4_key(secret),
-        Some(&iv),
-        header.as_bytes(),
-        claims.to_string().as_bytes(),
-        &mut tag,
-    )
-    .expect("AES-GCM");
+    let mut ciphertext = claims.to_string().into_bytes();
+    let tag = Aes256Gcm::new(&v4_key(secret).into())
+        .encrypt_in_place_detached(
+            Nonce::<Aes256Gcm>::from_slice(&iv),
+            header.as_bytes(),
+            &mut ciphertext,
+        )
+        .expect("AES-GCM");
     format!(
         "{header}..{}.{}.{}",
         B64.encode(iv),

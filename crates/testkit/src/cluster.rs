@@ -37,6 +37,17 @@ pub enum Shutdown {
     Immediate,
 }
 
+/// How many times a restart test goes through its schedule of outages:
+/// `RESTART_ROUNDS`, once when unset (the suite); `bench/faults.sh` asks
+/// for more.
+pub fn restart_rounds() -> usize {
+    std::env::var("RESTART_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .filter(|&rounds| rounds > 0)
+        .unwrap_or(1)
+}
+
 /// A running cluster. The shared one lives on; one started with
 /// [`LocalCluster::start`] stops when dropped.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use platform::{config::Env, connection::ConnectionSettings};
 use tokio_postgres::NoTls;
 
-pub use cluster::{ClusterOptions, LocalCluster, Shutdown};
+pub use cluster::{ClusterOptions, LocalCluster, Shutdown, restart_rounds};
 
 /// The admin URL of the server tests use.
 pub fn server_url() -> &'static str {

@@ -277,3 +277,135 @@ async fn the_schedule_closes_windows_nobody_refused_again_and_verifies() {
             .is_some_and(|m| m.starts_with("refused 2 more time(s)"))
     );
 }
+
+#[tokio::test]
+async fn the_unfinished_pass_is_the_one_whose_last_slice_stopped_short_of_the_head() {
+    let app = spawn_app().await;
+    rows(&app, "a", 5).await;
+    let mut client = pooled(&app).await;
+    let before = audit::unfinished_pass(&**client).await.expect("none yet");
+
+    let first = audit::verify_slice(&mut client, None, 2)
+        .await
+        .expect("a first slice");
+    let under_way = audit::unfinished_pass(&**client).await.expect("under way");
+    let mut pass = first.pass.clone();
+    for _ in 0..5 {
+        let slice = audit::verify_slice(&mut client, pass.as_deref(), 2)
+            .await
+            .expect("slice");
+        pass.clone_from(&slice.pass);
+        if slice.complete {
+            break;
+        }
+    }
+    let after = audit::unfinished_pass(&**client).await.expect("finished");
+
+    assert_eq!(before, None);
+    assert!(first.pass.is_some() && !first.complete, "{first:?}");
+    assert_eq!(under_way, first.pass);
+    assert_eq!(after, None);
+}
+
+#[tokio::test]
+async fn a_row_without_a_link_dated_shortly_before_the_checkpoint_is_found_incrementally() {
+    // A writer whose clock runs behind dates its row before the checkpoint
+    // that was made after it: the next incremental run must still look.
+    let app = spawn_app().await;
+    rows(&app, "a", 3).await;
+    let mut client = pooled(&app).await;
+    audit::verify_incremental(&mut client, 1_000)
+        .await
+        .expect("a checkpoint at the head");
+    behind_the_triggers(
+        &app,
+        r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId", "timestamp")
+           VALUES ('sneaked', 'x', 'x@example.com', 'admin', 'delete', 'users', 'u', now() - interval '1 minute')"#,
+    )
+    .await;
+
+    let next = audit::verify_incremental(&mut client, 1_000)
+        .await
+        .expect("incremental");
+
+    assert_eq!(kinds(&next), ["unchained"], "{next:?}");
+}
+
+#[tokio::test]
+async fn a_row_without_a_link_written_between_two_slices_is_found_by_the_rest_of_the_pass() {
+    let app = spawn_app().await;
+    rows(&app, "a", 6).await;
+    let mut client = pooled(&app).await;
+    let first = audit::verify_slice(&mut client, None, 2)
+        .await
+        .expect("a first slice");
+    behind_the_triggers(
+        &app,
+        r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource", "resourceId")
+           VALUES ('sneaked', 'x', 'x@example.com', 'admin', 'delete', 'users', 'u')"#,
+    )
+    .await;
+
+    let mut found = Vec::new();
+    let mut pass = first.pass.clone();
+    for _ in 0..5 {
+        let slice = audit::verify_slice(&mut client, pass.as_deref(), 2)
+            .await
+            .expect("slice");
+        found.extend(kinds(&slice));
+        pass.clone_from(&slice.pass);
+        if slice.complete {
+            break;
+        }
+    }
+
+    // Rows chained within the same second: every later slice's window,
+    // drift margin included, covers the sneaked row.
+    assert!(first.intact, "{first:?}");
+    assert!(!found.is_empty(), "missed");
+    assert!(found.iter().all(|kind| kind == "unchained"), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_closed_window_without_repeats_adds_no_summary_row() {
+    let app = spawn_app().await;
+    app.user("curious").await;
+    let token = app.token("curious");
+    refused_read(&app, &token).await;
+    app.client
+        .batch_execute(
+            r#"UPDATE "audit_trail"."refusal_windows" SET "windowStart" = "windowStart" - interval '11 minutes'"#,
+        )
+        .await
+        .expect("the window closed");
+
+    refused_read(&app, &token).await;
+
+    let refusals = refusal_rows(&app).await;
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(
+        refusals.iter().all(|r| !r["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("refused ")),
+        "{refusals:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_window_is_not_closed_by_the_schedule() {
+    let app = spawn_app().await;
+    app.user("curious").await;
+    let token = app.token("curious");
+    for _ in 0..3 {
+        refused_read(&app, &token).await;
+    }
+    let mut client = pooled(&app).await;
+
+    let closed = audit::flush_refusal_windows(&mut client)
+        .await
+        .expect("flush");
+
+    assert_eq!(closed, 0);
+    assert_eq!(refusal_rows(&app).await.len(), 1);
+}

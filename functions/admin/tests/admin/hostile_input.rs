@@ -383,17 +383,7 @@ async fn a_session_with_extreme_lifetimes_is_answered_not_panicked_on() {
     let app = spawn_app().await;
     app.admin("root", "super_admin", None).await;
     let secret = crate::fixture_secret();
-    let mint = |claims: Value| {
-        use josekit::jwe::{self, JweHeader};
-        let mut key = [0u8; 32];
-        hkdf::Hkdf::<sha2::Sha256>::new(Some(b""), secret.as_bytes())
-            .expand(b"NextAuth.js Generated Encryption Key", &mut key)
-            .expect("hkdf");
-        let mut header = JweHeader::new();
-        header.set_content_encryption("A256GCM");
-        let encrypter = jwe::Dir.encrypter_from_bytes(key).expect("encrypter");
-        jwe::serialize_compact(claims.to_string().as_bytes(), &header, &encrypter).expect("encrypt")
-    };
+    let mint = |claims: Value| crate::v4_token_of(&secret, &claims);
     let send = |token: String| {
         Request::get("/api/admin/audit/verify")
             .header("cookie", format!("next-auth.session-token={token}"))

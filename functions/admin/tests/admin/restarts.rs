@@ -152,12 +152,14 @@ async fn every_acknowledged_change_is_stored_with_exactly_one_audit_row_across_r
             ))
         })
         .collect();
-    for (mode, outage) in [
+    let schedule = [
         (Shutdown::Immediate, 300),
         (Shutdown::Fast, 1_500),
         (Shutdown::Immediate, 1_500),
         (Shutdown::Immediate, 300),
-    ] {
+    ];
+    let restarts = schedule.len() * testkit::restart_rounds();
+    for &(mode, outage) in schedule.iter().cycle().take(restarts) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         tokio::task::block_in_place(|| cluster.stop(mode)).expect("stopped");
         tokio::time::sleep(Duration::from_millis(outage)).await;
@@ -197,7 +199,7 @@ async fn every_acknowledged_change_is_stored_with_exactly_one_audit_row_across_r
     }
     let outcomes = std::mem::take(&mut *outcomes.lock().expect("outcomes"));
     eprintln!(
-        "admin restarts: {} changes acknowledged, {} answered 503, {} stored, {} audited",
+        "admin restarts: {restarts} restarts, {} changes acknowledged, {} answered 503, {} stored, {} audited",
         outcomes.acknowledged.len(),
         outcomes.unavailable,
         stored.len(),

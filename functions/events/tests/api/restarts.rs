@@ -175,14 +175,16 @@ async fn acknowledged_events_survive_fast_and_immediate_restarts_under_load() {
     // Short outages, which requests wait out (connections are retried within
     // the connect timeout), and outages longer than the connect timeout,
     // which requests are refused during.
-    for (mode, outage) in [
+    let schedule = [
         (Shutdown::Fast, 300),
         (Shutdown::Immediate, 1_500),
         (Shutdown::Immediate, 300),
         (Shutdown::Fast, 1_500),
         (Shutdown::Immediate, 300),
         (Shutdown::Immediate, 1_500),
-    ] {
+    ];
+    let restarts = schedule.len() * testkit::restart_rounds();
+    for &(mode, outage) in schedule.iter().cycle().take(restarts) {
         tokio::time::sleep(Duration::from_millis(400)).await;
         tokio::task::block_in_place(|| cluster.stop(mode)).expect("stopped");
         tokio::time::sleep(Duration::from_millis(outage)).await;
@@ -220,7 +222,7 @@ async fn acknowledged_events_survive_fast_and_immediate_restarts_under_load() {
     let outcomes = outcomes.lock().expect("outcomes");
     let missing: Vec<&String> = outcomes.acknowledged.difference(&stored).collect();
     eprintln!(
-        "restarts: {} requests answered 202 ({} events), {} answered 503 (slowest {:?}), \
+        "restarts: {restarts} restarts, {} requests answered 202 ({} events), {} answered 503 (slowest {:?}), \
          slowest resumption {:?} after the server accepted connections, {} acknowledged events missing",
         outcomes.accepted,
         outcomes.acknowledged.len(),
