@@ -503,6 +503,11 @@ impl Migrator {
         tx.batch_execute(r#"DROP SCHEMA IF EXISTS "audit_trail" CASCADE"#)
             .await
             .doing("dropping the audit chain")?;
+        // Sentry events name the error groups they were counted in, just
+        // dropped with "error_logs".
+        tx.batch_execute(r#"DROP TABLE IF EXISTS "bundle"."sentry_events""#)
+            .await
+            .doing("dropping the Sentry events")?;
         let later: Vec<String> = self
             .migrations
             .iter()

@@ -42,7 +42,7 @@ pub fn normalise_severity(raw: &str) -> Option<&'static str> {
         "critical" | "fatal" => "critical",
         "high" | "error" => "error",
         "normal" | "warning" | "warn" => "warning",
-        "low" | "info" | "debug" => "info",
+        "low" | "info" | "log" | "debug" => "info",
         _ => return None,
     })
 }
@@ -183,6 +183,17 @@ pub async fn record(
     error: &NewError,
 ) -> Result<Recorded, tokio_postgres::Error> {
     let tx = client.transaction().await?;
+    let (recorded, _) = record_in(&tx, error).await?;
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+/// Records one occurrence inside `tx`, which the caller commits; returns
+/// the group and the id of its `error_logs` row.
+pub async fn record_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    error: &NewError,
+) -> Result<(Recorded, String), tokio_postgres::Error> {
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, $2)",
         &[&ERROR_GROUP_LOCK_CLASS, &lock_key(&error.fingerprint)],
@@ -198,16 +209,18 @@ pub async fn record(
             &[&error.fingerprint],
         )
         .await?;
-    let grouping = match existing {
+    let (grouping, id) = match existing {
         Some(row) if !row.get::<_, bool>(1) => {
+            let id: String = row.get(0);
             tx.execute(
                 r#"UPDATE "error_logs" SET "count" = "count" + 1, "timestamp" = $2 WHERE "id" = $1"#,
-                &[&row.get::<_, String>(0), &now],
+                &[&id, &now],
             )
             .await?;
-            Grouping::Grouped
+            (Grouping::Grouped, id)
         }
         Some(row) => {
+            let id: String = row.get(0);
             let resolved_at: Option<chrono::NaiveDateTime> = row.get(2);
             let resolved_by: Option<String> = row.get(3);
             let note = format!(
@@ -224,18 +237,19 @@ pub async fn record(
                 r#"UPDATE "error_logs" SET "resolved" = false, "count" = "count" + 1, "timestamp" = $2,
                        "notes" = CASE WHEN "notes" IS NULL OR "notes" = '' THEN $3 ELSE "notes" || E'\n' || $3 END
                    WHERE "id" = $1"#,
-                &[&row.get::<_, String>(0), &now, &note],
+                &[&id, &now, &note],
             )
             .await?;
-            Grouping::Regression
+            (Grouping::Regression, id)
         }
         None => {
+            let id = platform::ids::new_id();
             tx.execute(
                 r#"INSERT INTO "error_logs" ("id", "message", "stack", "errorType", "url", "userId", "sessionId", "userAgent",
                        "browser", "os", "severity", "fingerprint", "count", "timestamp")
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)"#,
                 &[
-                    &platform::ids::new_id(),
+                    &id,
                     &error.message,
                     &error.stack,
                     &error.error_type,
@@ -251,14 +265,16 @@ pub async fn record(
                 ],
             )
             .await?;
-            Grouping::New
+            (Grouping::New, id)
         }
     };
-    tx.commit().await?;
-    Ok(Recorded {
-        fingerprint: error.fingerprint.clone(),
-        grouping,
-    })
+    Ok((
+        Recorded {
+            fingerprint: error.fingerprint.clone(),
+            grouping,
+        },
+        id,
+    ))
 }
 
 #[cfg(test)]

@@ -27,6 +27,51 @@ pub struct IntakeConfig {
     /// filter and may name its visitor (see `crate::client`). Each at least
     /// 32 characters; two allow a rotation. Empty: no trusted senders.
     pub ingest_keys: Vec<IngestKey>,
+    /// `SENTRY_DSNS`: comma-separated DSNs (`https://<public key>@<this
+    /// API's host>/<project id>`) whose events the Sentry endpoints take
+    /// (see `crate::sentry`). The site's SDK is given the same DSN. Empty:
+    /// the endpoints refuse every event.
+    pub sentry_keys: Vec<SentryKey>,
+}
+
+/// A Sentry project and the public key its DSN carries. Public keys are in
+/// every page of the site, so they say which project an event is for, not
+/// that its sender is trusted; still never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentryKey {
+    project: u64,
+    public_key: String,
+}
+
+impl std::fmt::Debug for SentryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SentryKey(project {}, ..)", self.project)
+    }
+}
+
+/// Shortest public key taken (Sentry's are 32 hexadecimal digits).
+pub const MIN_SENTRY_KEY_CHARS: usize = 16;
+
+impl SentryKey {
+    /// Reads `https://<public key>@<host>/<project id>`.
+    pub fn from_dsn(dsn: &str) -> Option<Self> {
+        let public_key = crate::sentry::dsn_key(dsn)?;
+        let project = dsn.trim_end_matches('/').rsplit('/').next()?.parse().ok()?;
+        (public_key.len() >= MIN_SENTRY_KEY_CHARS
+            && public_key.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| Self {
+            project,
+            public_key: public_key.to_owned(),
+        })
+    }
+
+    /// Whether `key` is this key and `project` its project, in time that
+    /// does not depend on where the keys first differ.
+    pub fn matches(&self, project: u64, key: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let same_key: bool = self.public_key.as_bytes().ct_eq(key.as_bytes()).into();
+        same_key & (self.project == project)
+    }
 }
 
 /// A trusted sender's key; never printed.
@@ -100,10 +145,26 @@ impl IntakeConfig {
             }
             ingest_keys.push(IngestKey(key.to_owned()));
         }
+        let mut sentry_keys = Vec::new();
+        for dsn in env
+            .optional("SENTRY_DSNS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            sentry_keys.push(SentryKey::from_dsn(dsn).ok_or_else(|| ConfigError {
+                variable: "SENTRY_DSNS",
+                problem: format!(
+                    "every entry must be a DSN like https://<public key of at least {MIN_SENTRY_KEY_CHARS} letters and digits>@<host>/<project id>"
+                ),
+            })?);
+        }
         Ok(Self {
             ip_storage,
             allowed_origins,
             ingest_keys,
+            sentry_keys,
         })
     }
 }
@@ -154,6 +215,29 @@ mod tests {
         let config = IntakeConfig::from_env(&env).expect("valid");
         assert!(config.ingest_keys[0].matches(key.as_bytes()));
         assert!(!format!("{config:?}").contains(&key));
+    }
+
+    #[test]
+    fn a_sentry_dsn_gives_its_project_and_key_and_a_bad_one_names_the_variable() {
+        let env = Env::from_pairs([(
+            "SENTRY_DSNS",
+            "https://0123456789abcdef0123456789abcdef@api.deals.example/42",
+        )]);
+        let config = IntakeConfig::from_env(&env).expect("valid");
+        assert!(config.sentry_keys[0].matches(42, "0123456789abcdef0123456789abcdef"));
+        assert!(!config.sentry_keys[0].matches(43, "0123456789abcdef0123456789abcdef"));
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+        for bad in [
+            "https://short@host/1",
+            "https://0123456789abcdef0123@host/project",
+            "0123456789abcdef0123",
+        ] {
+            let env = Env::from_pairs([("SENTRY_DSNS", bad)]);
+            assert_eq!(
+                IntakeConfig::from_env(&env).expect_err(bad).variable,
+                "SENTRY_DSNS"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod fields;
 pub mod fingerprint;
 pub mod jsonb;
 pub mod routes;
+pub mod sentry;
 pub mod vitals;
 
 use std::sync::Arc;

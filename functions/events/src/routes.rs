@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{FromRequest, RawQuery, Request, State},
+    extract::{FromRequest, Path, RawQuery, Request, State},
     http::{Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
@@ -30,6 +30,7 @@ use crate::{
     browser_errors::{self, wire::ErrorReport},
     client::{ClientContext, Sender},
     db, fields,
+    sentry::{self, Counted, Endpoint},
     vitals::{self, wire::VitalsRequest},
 };
 
@@ -55,7 +56,7 @@ struct TrustedSender {
 /// The intake's part of the API description.
 #[derive(OpenApi)]
 #[openapi(
-    paths(ingest_events, ingest_vitals, ingest_error),
+    paths(ingest_events, ingest_vitals, ingest_error, sentry_envelope, sentry_store),
     components(schemas(platform::error::ErrorBody)),
     tags((name = "events", description = "The public intake: analytics events, Web Vitals, browser errors. Browsers post here, often with `navigator.sendBeacon`; bots are dropped."))
 )]
@@ -85,10 +86,20 @@ pub const INGEST_KEY_HEADER: &str = "x-ingest-key";
 pub const DROPPED_HEADER: &str = "x-analytics-dropped";
 
 pub fn router(state: AppState) -> Router {
+    // The Sentry SDKs read their rate limits from the answer, which a
+    // browser shows them only when exposed.
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(state.config.allowed_origins.clone()))
         .allow_methods([Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            header::HeaderName::from_static("x-sentry-auth"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::HeaderName::from_static(SENTRY_RATE_LIMITS_HEADER),
+        ])
         .max_age(Duration::from_secs(24 * 60 * 60));
     platform::http::finish(
         "events",
@@ -98,6 +109,8 @@ pub fn router(state: AppState) -> Router {
             .route("/api/analytics/vitals", post(ingest_vitals))
             .route("/api/analytics/errors", post(ingest_error))
             .route("/api/monitoring/client-error", post(ingest_error))
+            .route("/api/{projectId}/envelope/", post(sentry_envelope))
+            .route("/api/{projectId}/store/", post(sentry_store))
             .with_state(state),
     )
     .layer(cors)
@@ -361,4 +374,196 @@ async fn ingest_error(State(state): State<AppState>, beacon: Beacon) -> ApiResul
         .await
         .map_err(ApiError::internal("recording a browser error"))?;
     Ok(accepted(recorded))
+}
+
+/// The header in which Sentry's SDKs read how long to hold back
+/// (`<seconds>:<categories>:<scope>`; no categories: all of them).
+pub const SENTRY_RATE_LIMITS_HEADER: &str = "x-sentry-rate-limits";
+
+/// The SDK's credentials, in the API description.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SentryAuth {
+    /// The DSN's public key, as the browser SDK sends it; or in
+    /// `X-Sentry-Auth: Sentry sentry_key=<key>, sentry_version=7`, or in a
+    /// tunnelled envelope's header (`dsn`).
+    sentry_key: Option<String>,
+    sentry_version: Option<String>,
+    sentry_client: Option<String>,
+}
+
+/// What the Sentry endpoints answer: the event's id, as Sentry does.
+#[derive(Serialize, ToSchema)]
+pub struct SentryAccepted {
+    /// The (first) event's id; absent for an envelope without events.
+    #[schema(example = "9ec79c33ec9942ab8353589fcb2e04dc")]
+    id: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/{projectId}/envelope/",
+    tag = "events",
+    summary = "Take events from a Sentry SDK",
+    description = "Sentry's envelope endpoint: point the SDK's DSN at this API (`https://<public key>@<host>/<project id>`, one of `SENTRY_DSNS`). `event` items are grouped into `error_logs` as browser errors are; every other item (sessions, transactions, replays, client reports, attachments) is accepted and dropped. An event id is counted once. Bodies may be gzip- or deflate-encoded. A 503 carries `Retry-After` and `X-Sentry-Rate-Limits`, which the SDKs obey.",
+    params(
+        ("projectId" = u64, Path, description = "The DSN's project id."),
+        SentryAuth,
+    ),
+    request_body(content(
+        (String = "application/x-sentry-envelope"),
+        (String = "text/plain"),
+    )),
+    responses(
+        (status = 200, description = "Committed (or seen before).", body = SentryAccepted),
+        (status = 202, description = "Dropped as a bot's.", body = Dropped),
+        Invalid, Unauthenticated, TooLarge, WrongMediaType, Unavailable,
+    )
+)]
+async fn sentry_envelope(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    with_sentry_rate_limits(
+        ingest_sentry(
+            &state,
+            &project,
+            query.as_deref(),
+            request,
+            Endpoint::Envelope,
+        )
+        .await,
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/{projectId}/store/",
+    tag = "events",
+    summary = "Take one event from an older Sentry SDK",
+    description = "Sentry's older store endpoint: one event as JSON, otherwise as the envelope endpoint.",
+    params(
+        ("projectId" = u64, Path, description = "The DSN's project id."),
+        SentryAuth,
+    ),
+    request_body(content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "Committed (or seen before).", body = SentryAccepted),
+        (status = 202, description = "Dropped as a bot's.", body = Dropped),
+        Invalid, Unauthenticated, TooLarge, WrongMediaType, Unavailable,
+    )
+)]
+async fn sentry_store(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    with_sentry_rate_limits(
+        ingest_sentry(&state, &project, query.as_deref(), request, Endpoint::Store).await,
+    )
+}
+
+/// A `Retry-After` repeated as `X-Sentry-Rate-Limits` for every category,
+/// which is what the SDKs read first.
+fn with_sentry_rate_limits(answer: ApiResult<Response>) -> Response {
+    let mut response = answer.into_response();
+    if let Some(seconds) = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| http::HeaderValue::from_str(&format!("{v}::organization")).ok())
+    {
+        response
+            .headers_mut()
+            .insert(SENTRY_RATE_LIMITS_HEADER, seconds);
+    }
+    response
+}
+
+async fn ingest_sentry(
+    state: &AppState,
+    project: &str,
+    query: Option<&str>,
+    request: Request,
+    endpoint: Endpoint,
+) -> ApiResult<Response> {
+    let project: u64 = project.parse().map_err(|_| {
+        ApiError::invalid_field("projectId", "must be a Sentry project id (digits)")
+    })?;
+    let client = ClientContext::from_request(
+        request.headers(),
+        request.request_context_ref(),
+        state.config.ip_storage,
+        Sender::Browser,
+    );
+    if client.is_known_bot() {
+        return Ok(dropped());
+    }
+    // Checked before the body is read when the request names a key; a
+    // tunnelled envelope names it only inside.
+    let key = sentry::request_key(request.headers(), query);
+    if key.is_some() {
+        sentry::authorised(&state.config.sentry_keys, project, key.as_deref())?;
+    }
+    let declared = platform::http::media_type(request.headers()).unwrap_or_default();
+    if !sentry::BODY_TYPES.contains(&declared.as_str()) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{declared}; send application/x-sentry-envelope, application/json or text/plain"
+        )));
+    }
+    let headers = request.headers().clone();
+    let raw = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge {
+            limit_bytes: MAX_BODY_BYTES,
+        })?;
+    let body = sentry::decode(&headers, &raw)?;
+    let upload = sentry::read_upload(endpoint, &body, &client)?;
+    if key.is_none() {
+        sentry::authorised(
+            &state.config.sentry_keys,
+            project,
+            upload.envelope_key.as_deref(),
+        )?;
+    }
+    let counted = if upload.events.is_empty() {
+        0
+    } else {
+        // Repeatable: an event id already stored is not counted again.
+        db::write_retrying(&state.pool, "recording Sentry events", |mut connection| {
+            let events = &upload.events;
+            async move {
+                let mut counted = 0;
+                for event in events {
+                    match sentry::record(&mut connection, project, event).await {
+                        Ok(Counted::Now) => counted += 1,
+                        Ok(Counted::Before) => {}
+                        Err(error) => return (connection, Err(error)),
+                    }
+                }
+                (connection, Ok(counted))
+            }
+        })
+        .await?
+    };
+    metrics::emit(
+        "events",
+        None,
+        &[
+            Metric::count("SentryEventsReceived", upload.events.len()),
+            Metric::count("SentryEventsStored", counted),
+            Metric::count("SentryItemsDropped", upload.dropped_items),
+        ],
+    );
+    Ok((
+        StatusCode::OK,
+        Json(SentryAccepted {
+            id: upload.event_id,
+        }),
+    )
+        .into_response())
 }

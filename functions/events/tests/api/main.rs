@@ -6,6 +6,8 @@ mod browser_errors;
 mod commit;
 mod connections;
 mod restarts;
+mod sentry;
+mod sentry_sdk;
 mod storable;
 mod vitals;
 
