@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every parser of untrusted input against generated hostile inputs, a
 # million per parser by default (PARSER_CASES): the intake's beacon reader,
-# the Web Vitals and browser-error readers, the fingerprinter
+# the Web Vitals and browser-error readers, the Sentry envelope and store
+# readers, the fingerprinter
 # (functions/events/tests/parsers.rs), and the session reader's cookie,
 # bearer and JWE handling (crates/access/tests/hostile_tokens.rs). Zero
 # panics and zero 5xx is the bar; the suite runs the same tests with 1,000

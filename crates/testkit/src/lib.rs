@@ -209,7 +209,9 @@ pub fn deployed_routes() -> std::collections::BTreeSet<(String, String)> {
 }
 
 /// `(METHOD, path)` of every route `cargo lambda watch` serves locally (the
-/// `[workspace.metadata.lambda.watch.router]` table of `Cargo.toml`).
+/// `[workspace.metadata.lambda.watch.router]` table of `Cargo.toml`), a
+/// trailing slash left out: API Gateway routes `/x/` to `/x`, and the watch
+/// router lists both where clients send the first.
 pub fn watched_routes() -> std::collections::BTreeSet<(String, String)> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
         .unwrap_or_else(|e| panic!("Cargo.toml: {e}"));
@@ -217,7 +219,10 @@ pub fn watched_routes() -> std::collections::BTreeSet<(String, String)> {
     let mut path = None;
     for line in text.lines().map(str::trim) {
         if line.starts_with("\"/api/") {
-            path = line.split('"').nth(1).map(str::to_owned);
+            path = line
+                .split('"')
+                .nth(1)
+                .map(|p| p.trim_end_matches('/').to_owned());
         }
         for chunk in line.split("method = \"").skip(1) {
             let method = chunk.split('"').next().unwrap_or_default().to_owned();

@@ -109,7 +109,11 @@ pub fn router(state: AppState) -> Router {
             .route("/api/analytics/vitals", post(ingest_vitals))
             .route("/api/analytics/errors", post(ingest_error))
             .route("/api/monitoring/client-error", post(ingest_error))
+            // The SDKs add a trailing slash; API Gateway routes both forms
+            // to the route without one.
+            .route("/api/{projectId}/envelope", post(sentry_envelope))
             .route("/api/{projectId}/envelope/", post(sentry_envelope))
+            .route("/api/{projectId}/store", post(sentry_store))
             .route("/api/{projectId}/store/", post(sentry_store))
             .with_state(state),
     )
@@ -403,12 +407,12 @@ pub struct SentryAccepted {
 
 #[utoipa::path(
     post,
-    path = "/api/{projectId}/envelope/",
+    path = "/api/{projectId}/envelope",
     tag = "events",
     summary = "Take events from a Sentry SDK",
-    description = "Sentry's envelope endpoint: point the SDK's DSN at this API (`https://<public key>@<host>/<project id>`, one of `SENTRY_DSNS`). `event` items are grouped into `error_logs` as browser errors are; every other item (sessions, transactions, replays, client reports, attachments) is accepted and dropped. An event id is counted once. Bodies may be gzip- or deflate-encoded. A 503 carries `Retry-After` and `X-Sentry-Rate-Limits`, which the SDKs obey.",
+    description = "Sentry's envelope endpoint, also served with the trailing slash the SDKs add: point the SDK's DSN at this API (`https://<public key>@<host>/<project id>`, one of `SENTRY_DSNS`). `event` items are grouped into `error_logs` as browser errors are; every other item (sessions, transactions, replays, client reports, attachments) is accepted and dropped. An event id is counted once. Bodies may be gzip- or deflate-encoded. A 503 carries `Retry-After` and `X-Sentry-Rate-Limits`, which the SDKs obey.",
     params(
-        ("projectId" = u64, Path, description = "The DSN's project id."),
+        ("projectId" = String, Path, description = "The DSN's project id (digits).", pattern = "^[0-9]{1,18}$", example = "42"),
         SentryAuth,
     ),
     request_body(content(
@@ -441,12 +445,12 @@ async fn sentry_envelope(
 
 #[utoipa::path(
     post,
-    path = "/api/{projectId}/store/",
+    path = "/api/{projectId}/store",
     tag = "events",
     summary = "Take one event from an older Sentry SDK",
     description = "Sentry's older store endpoint: one event as JSON, otherwise as the envelope endpoint.",
     params(
-        ("projectId" = u64, Path, description = "The DSN's project id."),
+        ("projectId" = String, Path, description = "The DSN's project id (digits).", pattern = "^[0-9]{1,18}$", example = "42"),
         SentryAuth,
     ),
     request_body(content((Object = "application/json"))),

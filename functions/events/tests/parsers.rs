@@ -1,4 +1,5 @@
-//! Every parser of untrusted input the intake has returns, for any input:
+//! Every parser of untrusted input the intake has (the Sentry endpoints'
+//! included) returns, for any input:
 //! an `Ok` or a client error, never a panic, and never a 5xx. Inputs are
 //! generated near what the parsers read (their field names, JSON of every
 //! shape, hostile strings), plus bytes that are not JSON at all.
@@ -7,7 +8,13 @@
 //! `bench/parsers.sh` runs a million each.
 
 use chrono::Utc;
-use events::{analytics, browser_errors, client::ClientContext, fingerprint::fingerprint, vitals};
+use events::{
+    analytics, browser_errors,
+    client::ClientContext,
+    fingerprint::fingerprint,
+    sentry::{self, Endpoint},
+    vitals,
+};
 use platform::ApiError;
 use proptest::{prelude::*, test_runner::TestRunner};
 use serde_json::{Map, Value};
@@ -44,6 +51,34 @@ const NAMES: &[&str] = &[
     "errorType",
     "severity",
     "fingerprint",
+    // Sentry's event payload.
+    "event_id",
+    "exception",
+    "values",
+    "type",
+    "stacktrace",
+    "frames",
+    "filename",
+    "abs_path",
+    "function",
+    "in_app",
+    "lineno",
+    "colno",
+    "level",
+    "logentry",
+    "formatted",
+    "request",
+    "headers",
+    "User-Agent",
+    "user",
+    "contexts",
+    "runtime",
+    "version",
+    "trace",
+    "trace_id",
+    "tags",
+    "release",
+    "environment",
     "other",
     "",
 ];
@@ -212,5 +247,89 @@ fn the_fingerprinter_answers_any_text() {
                 Ok(())
             },
         )
+        .unwrap_or_else(|failure| panic!("{failure}"));
+}
+
+/// Envelopes: a header line, then items whose headers name a type and a
+/// length that may or may not be the payload's, or none.
+fn envelope() -> impl Strategy<Value = Vec<u8>> {
+    let item = (
+        prop::sample::select(vec!["event", "session", "transaction", "attachment", ""]),
+        prop_oneof![
+            2 => Just(None),
+            2 => Just(Some(0i64)),
+            1 => any::<i64>().prop_map(Some),
+        ],
+        body(),
+    )
+        .prop_map(|(item_type, length, payload)| {
+            let length = match length {
+                // Mostly the payload's own length, so the payload is read.
+                Some(0) => Value::from(payload.len()),
+                Some(other) => Value::from(other),
+                None => Value::Null,
+            };
+            let mut bytes = serde_json::json!({"type": item_type, "length": length})
+                .to_string()
+                .into_bytes();
+            bytes.push(b'\n');
+            bytes.extend(payload);
+            bytes.push(b'\n');
+            bytes
+        });
+    (body(), prop::collection::vec(item, 0..4)).prop_map(|(header, items)| {
+        let mut bytes = header;
+        bytes.push(b'\n');
+        for item in items {
+            bytes.extend(item);
+        }
+        bytes
+    })
+}
+
+/// What a Sentry event became can be stored: no NUL in any text.
+fn storable(upload: &sentry::Upload) -> Result<(), TestCaseError> {
+    for event in &upload.events {
+        let error = &event.error;
+        for text in [
+            &error.message,
+            &error.url,
+            &error.session_id,
+            &error.fingerprint,
+        ]
+        .into_iter()
+        .chain(error.stack.iter())
+        .chain(error.user_id.iter())
+        .chain(event.release.iter())
+        {
+            prop_assert!(!text.contains('\0'), "{text:?}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_sentry_envelope_reader_answers_any_bytes() {
+    runner()
+        .run(&(envelope(), client()), |(body, client)| {
+            match sentry::read_upload(Endpoint::Envelope, &body, &client) {
+                Ok(upload) => storable(&upload)?,
+                Err(error) => client_error(&error)?,
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|failure| panic!("{failure}"));
+}
+
+#[test]
+fn the_sentry_store_reader_answers_any_bytes() {
+    runner()
+        .run(&(body(), client()), |(body, client)| {
+            match sentry::read_upload(Endpoint::Store, &body, &client) {
+                Ok(upload) => storable(&upload)?,
+                Err(error) => client_error(&error)?,
+            }
+            Ok(())
+        })
         .unwrap_or_else(|failure| panic!("{failure}"));
 }

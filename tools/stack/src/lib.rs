@@ -73,6 +73,8 @@ impl Stack {
                 self.admin.router()
             } else if path.starts_with("/api/health") || path == "/api/openapi.json" {
                 self.health.router()
+            } else if is_sentry_path(path) {
+                self.events.router()
             } else {
                 return platform::http::finish("stack", Router::new())
                     .oneshot(request)
@@ -85,4 +87,26 @@ impl Stack {
         }
         .into_response()
     }
+}
+
+/// `/api/{projectId}/envelope` or `/api/{projectId}/store`, with or without
+/// the trailing slash the Sentry SDKs add.
+fn is_sentry_path(path: &str) -> bool {
+    let mut segments = path.trim_end_matches('/').split('/');
+    matches!(
+        (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next()
+        ),
+        (
+            Some(""),
+            Some("api"),
+            Some(_),
+            Some("envelope" | "store"),
+            None
+        )
+    )
 }

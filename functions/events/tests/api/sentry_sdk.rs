@@ -34,6 +34,7 @@ fn install_packages() {
         let status = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(scripts())
+            .stdout(std::process::Stdio::null())
             .status()
             .expect("npm (Node.js) is needed to run the real Sentry SDKs");
         assert!(status.success(), "npm install in tests/sentry failed");
