@@ -49,13 +49,20 @@ impl std::fmt::Debug for SentryKey {
     }
 }
 
+/// The public key of a DSN (`https://<key>@host/<project>`).
+pub fn dsn_key(dsn: &str) -> Option<&str> {
+    let (_, rest) = dsn.split_once("://")?;
+    let (user_info, _) = rest.split_once('@')?;
+    Some(user_info.split(':').next().unwrap_or_default()).filter(|k| !k.is_empty())
+}
+
 /// Shortest public key taken (Sentry's are 32 hexadecimal digits).
 pub const MIN_SENTRY_KEY_CHARS: usize = 16;
 
 impl SentryKey {
     /// Reads `https://<public key>@<host>/<project id>`.
     pub fn from_dsn(dsn: &str) -> Option<Self> {
-        let public_key = crate::sentry::dsn_key(dsn)?;
+        let public_key = dsn_key(dsn)?;
         let project = dsn.trim_end_matches('/').rsplit('/').next()?.parse().ok()?;
         (public_key.len() >= MIN_SENTRY_KEY_CHARS
             && public_key.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -238,6 +245,16 @@ mod tests {
                 "SENTRY_DSNS"
             );
         }
+    }
+
+    #[test]
+    fn a_dsn_names_its_public_key() {
+        assert_eq!(
+            dsn_key("https://0123abcd@api.deals.example/42"),
+            Some("0123abcd")
+        );
+        assert_eq!(dsn_key("https://pub:secret@host/1"), Some("pub"));
+        assert_eq!(dsn_key("https://host/1"), None);
     }
 
     #[test]

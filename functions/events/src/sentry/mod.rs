@@ -25,7 +25,11 @@ use serde_json::Value;
 
 pub use event::{SentryEvent, read_event};
 
-use crate::{browser_errors, client::ClientContext, config::SentryKey};
+use crate::{
+    browser_errors,
+    client::ClientContext,
+    config::{SentryKey, dsn_key},
+};
 
 /// Largest body once decoded: Sentry's own limit on an event is 1 MB.
 pub const MAX_DECODED_BYTES: usize = 1024 * 1024;
@@ -68,13 +72,6 @@ pub fn request_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
                 .map(|v| v.into_owned())
         })
     })
-}
-
-/// The public key of a DSN (`https://<key>@host/<project>`).
-pub fn dsn_key(dsn: &str) -> Option<&str> {
-    let (_, rest) = dsn.split_once("://")?;
-    let (user_info, _) = rest.split_once('@')?;
-    Some(user_info.split(':').next().unwrap_or_default()).filter(|k| !k.is_empty())
 }
 
 /// Whether `key` is one of `keys` for `project`, comparing every key in
@@ -279,16 +276,6 @@ mod tests {
             request_key(&HeaderMap::new(), Some("sentry_version=7")),
             None
         );
-    }
-
-    #[test]
-    fn a_dsn_names_its_public_key() {
-        assert_eq!(
-            dsn_key("https://0123abcd@api.deals.example/42"),
-            Some("0123abcd")
-        );
-        assert_eq!(dsn_key("https://pub:secret@host/1"), Some("pub"));
-        assert_eq!(dsn_key("https://host/1"), None);
     }
 
     #[test]
