@@ -167,6 +167,12 @@ def main():
         "admin": ("admin", http_event("GET", "/api/admin/audit/verify")),
         "migrate": ("migrate", {"command": "status"}),
     }
+    # COLDSTART_EXTRA=health-before=<path>,...: other builds of a function
+    # (from another tree), sent the same event as the function the label
+    # starts with, measured in the same rounds.
+    for extra in filter(None, os.environ.get("COLDSTART_EXTRA", "").split(",")):
+        label, path = extra.split("=", 1)
+        functions[label] = (os.path.abspath(path), functions[label.split("-")[0]][1])
     init, first = {name: [] for name in functions}, {name: [] for name in functions}
     for round_number in range(ROUNDS):
         order = list(functions) if round_number % 2 == 0 else list(reversed(functions))

@@ -8,6 +8,10 @@
 # a time (cargo lambda and zig are installed from PyPI when missing); the
 # target is 8 MB at most.
 # Uses $BENCH_POSTGRES_URL (an admin URL) or a throwaway local cluster.
+#   COLDSTART_ROUNDS   starts of each binary (default 15)
+#   COLDSTART_EXTRA    label=path,...: other builds measured in the same
+#                      rounds, sent the event of the function the label
+#                      starts with (health-before=<old tree>/health)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/lib/postgres.sh"
