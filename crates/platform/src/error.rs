@@ -52,6 +52,10 @@ pub enum ApiError {
     /// 404: the named thing does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// 404: a field of the request names something that does not exist
+    /// (`flagKey` of a conversion): the field is the client's to fix.
+    #[error("{field} {rule}")]
+    NoSuch { field: String, rule: String },
     /// 409: the change conflicts with existing data.
     #[error("{message}")]
     Conflict {
@@ -142,6 +146,15 @@ impl ApiError {
         }
     }
 
+    /// A 404 naming the field whose value names nothing that exists; the
+    /// message reads like [`Self::invalid_field`]'s.
+    pub fn no_such(field: impl Into<String>, rule: impl std::fmt::Display) -> Self {
+        Self::NoSuch {
+            field: field.into(),
+            rule: rule.to_string(),
+        }
+    }
+
     /// A 400 for a request that is malformed as a whole.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
@@ -156,7 +169,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NoSuch { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -172,7 +185,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
+            Self::NotFound(_) | Self::NoSuch { .. } => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -207,6 +220,7 @@ impl ApiError {
             Self::BadRequest { field, .. }
             | Self::Conflict { field, .. }
             | Self::Unprocessable { field, .. } => field.as_deref(),
+            Self::NoSuch { field, .. } => Some(field),
             _ => None,
         }
     }

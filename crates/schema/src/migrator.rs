@@ -508,6 +508,10 @@ impl Migrator {
         tx.batch_execute(r#"DROP TABLE IF EXISTS "bundle"."sentry_events""#)
             .await
             .doing("dropping the Sentry events")?;
+        // Idempotent conversions name participations, dropped with the flags.
+        tx.batch_execute(r#"DROP TABLE IF EXISTS "bundle"."experiment_conversions""#)
+            .await
+            .doing("dropping the experiment conversions")?;
         let later: Vec<String> = self
             .migrations
             .iter()

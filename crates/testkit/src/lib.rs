@@ -218,7 +218,7 @@ pub fn watched_routes() -> std::collections::BTreeSet<(String, String)> {
     let mut routes = std::collections::BTreeSet::new();
     let mut path = None;
     for line in text.lines().map(str::trim) {
-        if line.starts_with("\"/api/") {
+        if line.starts_with("\"/api/") || line.starts_with("\"/ofrep/") {
             path = line
                 .split('"')
                 .nth(1)

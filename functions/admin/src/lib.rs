@@ -18,10 +18,22 @@
 //! | `GET /api/admin/errors` | errors:read |
 //! | `GET /api/admin/errors/{id}` | errors:read |
 //! | `PATCH /api/admin/errors/{id}` | errors:update |
+//! | `GET /api/admin/flags` | flags:read |
+//! | `POST /api/admin/flags` | flags:create |
+//! | `GET /api/admin/flags/{key}` | flags:read |
+//! | `PATCH /api/admin/flags/{key}` | flags:update |
+//! | `DELETE /api/admin/flags/{key}` | flags:delete |
+//! | `POST /api/admin/experiments/{key}/start` | experiments:update |
+//! | `POST /api/admin/experiments/{key}/pause` | experiments:update |
+//! | `POST /api/admin/experiments/{key}/resume` | experiments:update |
+//! | `POST /api/admin/experiments/{key}/stop` | experiments:update |
+//! | `GET /api/admin/experiments/{key}/results` | experiments:read |
 
 pub mod bootstrap;
 pub mod commands;
 pub mod csv_export;
+pub mod experiments;
+pub mod flags;
 pub mod paging;
 pub mod trail;
 pub mod triage;
@@ -34,7 +46,7 @@ use axum::{
     http::{Method, header},
     middleware::{self, Next},
     response::Response,
-    routing::get,
+    routing::{get, post},
 };
 use bootstrap::Channel;
 use commands::Command;
@@ -108,6 +120,9 @@ impl FromRef<AppState> for Access {
         users::list, users::grant, users::get, users::update, users::revoke,
         trail::list, trail::export, trail::verify,
         triage::list, triage::get, triage::triage,
+        flags::list, flags::create, flags::get, flags::update, flags::delete,
+        experiments::start, experiments::pause, experiments::resume, experiments::stop,
+        experiments::results,
     ),
     components(schemas(platform::error::ErrorBody)),
     modifiers(&SessionSchemes),
@@ -170,6 +185,28 @@ fn router(state: AppState) -> Router {
         .route(
             "/api/admin/errors/{id}",
             get(triage::get).patch(triage::triage),
+        )
+        .route("/api/admin/flags", get(flags::list).post(flags::create))
+        .route(
+            "/api/admin/flags/{key}",
+            get(flags::get).patch(flags::update).delete(flags::delete),
+        )
+        .route(
+            "/api/admin/experiments/{key}/start",
+            post(experiments::start),
+        )
+        .route(
+            "/api/admin/experiments/{key}/pause",
+            post(experiments::pause),
+        )
+        .route(
+            "/api/admin/experiments/{key}/resume",
+            post(experiments::resume),
+        )
+        .route("/api/admin/experiments/{key}/stop", post(experiments::stop))
+        .route(
+            "/api/admin/experiments/{key}/results",
+            get(experiments::results),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(screen))

@@ -1,7 +1,8 @@
-//! The events router on a loopback socket, for `bench/intake.sh`: the real
-//! HTTP stack of the function (axum, body reading, validation, the pool,
-//! SQL), built by the function's own constructor from the same settings,
-//! without Lambda's runtime API in between. Prints the bound address.
+//! The events router on a loopback socket, for `bench/intake.sh` and
+//! `bench/flags.sh`: the real HTTP stack of the function (axum, body
+//! reading, validation, the pool, SQL), built by the function's own
+//! constructor from the same settings, without Lambda's runtime API in
+//! between. Prints the bound address.
 //!
 //! The runtime is the one `main.rs` deploys: tokio's current-thread
 //! runtime. The benchmark's concurrent connections stand for as many Lambda
@@ -10,14 +11,32 @@
 //! multi-thread runtime measured worse for single events on this 2-core
 //! machine: the handler and the database connection's task wake each other
 //! across threads; see bench/README.md.)
+//!
+//! With `BENCH_PRECOMPUTED_BODY` (a file), the same server also answers
+//! `POST /bench/precomputed` with that file's bytes: the baseline of
+//! `bench/flags.sh`, an answer of the same size that costs nothing to
+//! compute. It skips the function's middleware, so the baseline is, if
+//! anything, faster than a real route would be.
 
+use axum::{body::Bytes, routing::post};
 use platform::{config::Env, lambda::Function};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let app = events::App::build(&Env::process())?;
+    let mut router = app.router();
+    if let Ok(path) = std::env::var("BENCH_PRECOMPUTED_BODY") {
+        let body = Bytes::from(std::fs::read(path)?);
+        router = router.route(
+            "/bench/precomputed",
+            post(move |_request: Bytes| {
+                let body = body.clone();
+                async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        );
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
-    axum::serve(listener, app.router()).await?;
+    axum::serve(listener, router).await?;
     Ok(())
 }

@@ -32,7 +32,14 @@ pub struct IntakeConfig {
     /// (see `crate::sentry`). The site's SDK is given the same DSN. Empty:
     /// the endpoints refuse every event.
     pub sentry_keys: Vec<SentryKey>,
+    /// `FLAG_CACHE_SECONDS` (default 5, at most 300): how long a container
+    /// evaluates flags from its copy before reading them again, and so how
+    /// long an admin's change takes to reach every visitor.
+    pub flag_cache_time: std::time::Duration,
 }
+
+/// The default of `FLAG_CACHE_SECONDS`.
+pub const DEFAULT_FLAG_CACHE_SECONDS: u64 = 5;
 
 /// A Sentry project and the public key its DSN carries. Public keys are in
 /// every page of the site, so they say which project an event is for, not
@@ -167,11 +174,24 @@ impl IntakeConfig {
                 ),
             })?);
         }
+        let flag_cache_seconds = match env.optional("FLAG_CACHE_SECONDS") {
+            None => DEFAULT_FLAG_CACHE_SECONDS,
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 300)
+                .ok_or_else(|| ConfigError {
+                    variable: "FLAG_CACHE_SECONDS",
+                    problem: format!("{text:?} is not a whole number of seconds from 0 to 300"),
+                })?,
+        };
         Ok(Self {
             ip_storage,
             allowed_origins,
             ingest_keys,
             sentry_keys,
+            flag_cache_time: std::time::Duration::from_secs(flag_cache_seconds),
         })
     }
 }
@@ -255,6 +275,19 @@ mod tests {
         );
         assert_eq!(dsn_key("https://pub:secret@host/1"), Some("pub"));
         assert_eq!(dsn_key("https://host/1"), None);
+    }
+
+    #[test]
+    fn the_flag_cache_time_defaults_to_five_seconds_and_a_bad_one_names_the_variable() {
+        let config = IntakeConfig::from_env(&Env::from_pairs([])).expect("valid");
+        assert_eq!(config.flag_cache_time, std::time::Duration::from_secs(5));
+        for bad in ["-1", "301", "soon"] {
+            let env = Env::from_pairs([("FLAG_CACHE_SECONDS", bad)]);
+            assert_eq!(
+                IntakeConfig::from_env(&env).expect_err(bad).variable,
+                "FLAG_CACHE_SECONDS"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The public intake, starting with analytics events.
+//! The public API for visitors: analytics events, Web Vitals, browser
+//! errors, flag evaluation (OFREP), and experiment assignment and
+//! conversions.
 //!
 //! Browsers post here, often with `navigator.sendBeacon` while a page
 //! unloads, so the route reads `text/plain` as well as JSON, answers only
@@ -11,9 +13,12 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod device;
+pub mod experiments;
 pub mod fields;
 pub mod fingerprint;
+pub mod flags;
 pub mod jsonb;
+pub mod ofrep;
 pub mod routes;
 pub mod sentry;
 pub mod vitals;
@@ -36,6 +41,8 @@ pub use routes::openapi;
 pub struct AppState {
     pub pool: Pool,
     pub config: Arc<IntakeConfig>,
+    /// The flags as last read (per container, for `FLAG_CACHE_SECONDS`).
+    pub flags: Arc<flags::FlagStore>,
 }
 
 /// The function, built once per container from its settings: by `main.rs`
@@ -49,9 +56,12 @@ pub struct App {
 impl App {
     pub fn build(env: &Env) -> anyhow::Result<Self> {
         let database = DatabaseConfig::from_env(env)?;
+        let pool = db::pool(&database)?;
+        let config = IntakeConfig::from_env(env)?;
         let state = AppState {
-            pool: db::pool(&database)?,
-            config: Arc::new(IntakeConfig::from_env(env)?),
+            flags: Arc::new(flags::FlagStore::new(pool.clone(), config.flag_cache_time)),
+            pool,
+            config: Arc::new(config),
         };
         Ok(Self {
             router: routes::router(state.clone()),

@@ -29,7 +29,7 @@ use crate::{
     analytics::{self, wire::EventsRequest},
     browser_errors::{self, wire::ErrorReport},
     client::{ClientContext, Sender},
-    db, fields,
+    db, experiments, fields, ofrep,
     sentry::{self, Counted, Endpoint},
     vitals::{self, wire::VitalsRequest},
 };
@@ -56,9 +56,15 @@ struct TrustedSender {
 /// The intake's part of the API description.
 #[derive(OpenApi)]
 #[openapi(
-    paths(ingest_events, ingest_vitals, ingest_error, sentry_envelope, sentry_store),
+    paths(
+        ingest_events, ingest_vitals, ingest_error, sentry_envelope, sentry_store,
+        ofrep::evaluate_one, ofrep::evaluate_all, experiments::assign, experiments::convert_route,
+    ),
     components(schemas(platform::error::ErrorBody)),
-    tags((name = "events", description = "The public intake: analytics events, Web Vitals, browser errors. Browsers post here, often with `navigator.sendBeacon`; bots are dropped."))
+    tags(
+        (name = "events", description = "The public intake: analytics events, Web Vitals, browser errors. Browsers post here, often with `navigator.sendBeacon`; bots are dropped."),
+        (name = "flags", description = "Feature flags and experiments for visitors: OpenFeature remote evaluation (OFREP 0.3), enrolment in running experiments, conversions."),
+    )
 )]
 struct ApiDoc;
 
@@ -95,9 +101,12 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_TYPE,
             header::CONTENT_ENCODING,
             header::HeaderName::from_static("x-sentry-auth"),
+            // The OFREP web provider revalidates its bulk evaluation.
+            header::IF_NONE_MATCH,
         ])
         .expose_headers([
             header::RETRY_AFTER,
+            header::ETAG,
             header::HeaderName::from_static(SENTRY_RATE_LIMITS_HEADER),
         ])
         .max_age(Duration::from_secs(24 * 60 * 60));
@@ -115,6 +124,10 @@ pub fn router(state: AppState) -> Router {
             .route("/api/{projectId}/envelope/", post(sentry_envelope))
             .route("/api/{projectId}/store", post(sentry_store))
             .route("/api/{projectId}/store/", post(sentry_store))
+            .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
+            .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
+            .route("/api/experiments/assign", post(experiments::assign))
+            .route("/api/experiments/convert", post(experiments::convert_route))
             .with_state(state),
     )
     .layer(cors)

@@ -4,6 +4,8 @@
 mod audit_scale;
 mod audit_trail;
 mod bootstrap;
+mod experiments;
+mod flags;
 mod hostile_input;
 mod lambda;
 mod permissions;
@@ -167,7 +169,11 @@ impl TestApp {
                 request = request.header("content-type", "application/json");
                 Body::from(value.to_string())
             }
-            None => Body::empty(),
+            // As HTTP clients send a bodiless POST (the lifecycle steps).
+            None => {
+                request = request.header("content-length", "0");
+                Body::empty()
+            }
         };
         self.raw(request.body(body).expect("request")).await
     }
@@ -224,6 +230,21 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .get(0)
+    }
+
+    /// An experiment flag as the admin API would have written it, in
+    /// `status`, with a control and a treatment of equal weight.
+    pub async fn experiment(&self, key: &str, status: &str) {
+        self.client
+            .execute(
+                r#"INSERT INTO "feature_flags" ("id", "key", "name", "enabled", "rolloutPercentage", "variants",
+                       "isExperiment", "experimentStatus", "updatedAt")
+                   VALUES ($1, $1, $1, true, 100, '[{"id": "control", "weight": 50}, {"id": "treatment", "weight": 50}]',
+                       true, $2, now())"#,
+                &[&key, &status],
+            )
+            .await
+            .expect("insert experiment");
     }
 
     /// An error group as the intake would have written it.

@@ -56,6 +56,13 @@ const USER_READERS: &[&str] = &[
     "user+*:read",
 ];
 
+/// Flags and experiments are the admin role's (flags go with experiments:
+/// an experiment is a flag).
+const FLAG_READERS: &[&str] = &["super_admin", "admin", "admin-audit_logs", "user+*:read"];
+const FLAG_EDITORS: &[&str] = &["super_admin", "admin", "admin-audit_logs"];
+const EXPERIMENT_READERS: &[&str] = &["super_admin", "admin", "admin-audit_logs", "user+*:read"];
+const EXPERIMENT_UPDATERS: &[&str] = &["super_admin", "admin", "admin-audit_logs"];
+
 /// Error triage is new: super_admin's until granted.
 const ERROR_READERS: &[&str] = &["super_admin", "moderator+errors:manage", "user+*:read"];
 
@@ -138,6 +145,76 @@ fn routes() -> Vec<Route> {
             allowed: &["super_admin", "moderator+errors:manage"],
             success: StatusCode::OK,
         },
+        Route {
+            method: "GET",
+            path: "/api/admin/flags",
+            permission: "flags:read",
+            allowed: FLAG_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "POST",
+            path: "/api/admin/flags",
+            permission: "flags:create",
+            allowed: FLAG_EDITORS,
+            success: StatusCode::CREATED,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/flags/{key}",
+            permission: "flags:read",
+            allowed: FLAG_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "PATCH",
+            path: "/api/admin/flags/{key}",
+            permission: "flags:update",
+            allowed: FLAG_EDITORS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "DELETE",
+            path: "/api/admin/flags/{key}",
+            permission: "flags:delete",
+            allowed: FLAG_EDITORS,
+            success: StatusCode::NO_CONTENT,
+        },
+        Route {
+            method: "POST",
+            path: "/api/admin/experiments/{key}/start",
+            permission: "experiments:update",
+            allowed: EXPERIMENT_UPDATERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "POST",
+            path: "/api/admin/experiments/{key}/pause",
+            permission: "experiments:update",
+            allowed: EXPERIMENT_UPDATERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "POST",
+            path: "/api/admin/experiments/{key}/resume",
+            permission: "experiments:update",
+            allowed: EXPERIMENT_UPDATERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "POST",
+            path: "/api/admin/experiments/{key}/stop",
+            permission: "experiments:update",
+            allowed: EXPERIMENT_UPDATERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/experiments/{key}/results",
+            permission: "experiments:read",
+            allowed: EXPERIMENT_READERS,
+            success: StatusCode::OK,
+        },
     ]
 }
 
@@ -171,6 +248,25 @@ async fn request_for(app: &TestApp, route: &Route, n: usize) -> (String, Option<
             let body =
                 (route.method == "PATCH").then(|| json!({"resolved": true, "notes": "fixed"}));
             (format!("/api/admin/errors/{target}"), body)
+        }
+        ("POST", "/api/admin/flags") => (
+            route.path.to_owned(),
+            Some(json!({"key": format!("flag-{n}"), "name": "A flag"})),
+        ),
+        (_, "/api/admin/flags/{key}") => {
+            app.experiment(&target, "stopped").await;
+            let body = (route.method == "PATCH").then(|| json!({"enabled": false}));
+            (format!("/api/admin/flags/{target}"), body)
+        }
+        (_, path) if path.starts_with("/api/admin/experiments/{key}/") => {
+            let step = path.rsplit('/').next().unwrap_or_default();
+            let status = match step {
+                "start" => "draft",
+                "resume" => "paused",
+                _ => "running",
+            };
+            app.experiment(&target, status).await;
+            (format!("/api/admin/experiments/{target}/{step}"), None)
         }
         (_, path) => (path.to_owned(), None),
     }

@@ -5,6 +5,7 @@ mod bots_and_cors;
 mod browser_errors;
 mod commit;
 mod connections;
+mod flags;
 mod restarts;
 mod sentry;
 mod sentry_sdk;
