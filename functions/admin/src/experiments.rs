@@ -248,6 +248,7 @@ async fn experiment(client: &impl GenericClient, key: &str, lock: bool) -> ApiRe
 }
 
 #[utoipa::path(
+    operation_id = "experiment_results",
     get,
     path = "/api/admin/experiments/{key}/results",
     tag = "admin",
@@ -426,6 +427,7 @@ macro_rules! lifecycle_route {
     ($name:ident, $step:expr, $path:literal, $summary:literal, $description:literal) => {
         #[utoipa::path(
             post,
+            operation_id = concat!(stringify!($name), "_experiment"),
             path = $path,
             tag = "admin",
             summary = $summary,

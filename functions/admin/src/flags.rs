@@ -179,6 +179,7 @@ struct FlagPage {
 }
 
 #[utoipa::path(
+    operation_id = "list_flags",
     get,
     path = "/api/admin/flags",
     tag = "admin",
@@ -252,6 +253,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
+    operation_id = "get_flag",
     get,
     path = "/api/admin/flags/{key}",
     tag = "admin",
@@ -531,6 +533,7 @@ fn frozen_arms(current: &FlagView, next: &Settings) -> ApiResult<()> {
 }
 
 #[utoipa::path(
+    operation_id = "create_flag",
     post,
     path = "/api/admin/flags",
     tag = "admin",
@@ -606,6 +609,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
+    operation_id = "update_flag",
     patch,
     path = "/api/admin/flags/{key}",
     tag = "admin",
@@ -680,6 +684,7 @@ pub async fn update(
 }
 
 #[utoipa::path(
+    operation_id = "delete_flag",
     delete,
     path = "/api/admin/flags/{key}",
     tag = "admin",

@@ -159,6 +159,7 @@ struct AuditPage {
 
 /// `GET /api/admin/audit?userId=&resource=&resourceId=&action=&success=&from=&to=&limit=&cursor=`.
 #[utoipa::path(
+    operation_id = "list_audit",
     get,
     path = "/api/admin/audit",
     tag = "admin",
@@ -189,6 +190,7 @@ pub async fn list(
 /// at most [`EXPORT_PAGE_ROWS`] rows or [`EXPORT_PAGE_BYTES`] bytes; when
 /// more remain, `x-next-cursor` continues where it stopped.
 #[utoipa::path(
+    operation_id = "export_audit",
     get,
     path = "/api/admin/audit/export",
     tag = "admin",
@@ -302,6 +304,7 @@ struct VerifyQuery {
 
 /// `GET /api/admin/audit/verify`: recomputes the hash chain.
 #[utoipa::path(
+    operation_id = "verify_audit",
     get,
     path = "/api/admin/audit/verify",
     tag = "admin",

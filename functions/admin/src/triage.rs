@@ -146,6 +146,7 @@ struct ErrorPage {
 }
 
 #[utoipa::path(
+    operation_id = "list_errors",
     get,
     path = "/api/admin/errors",
     tag = "admin",
@@ -232,6 +233,7 @@ pub struct ErrorDetail {
 /// `GET /api/admin/errors/{id}`: the group and up to 20 other rows with its
 /// fingerprint.
 #[utoipa::path(
+    operation_id = "get_error",
     get,
     path = "/api/admin/errors/{id}",
     tag = "admin",
@@ -283,6 +285,7 @@ struct Triage {
 /// Resolving records who and when; reopening clears both. Notes are
 /// appended, dated and signed, never overwritten.
 #[utoipa::path(
+    operation_id = "triage_error",
     patch,
     path = "/api/admin/errors/{id}",
     tag = "admin",

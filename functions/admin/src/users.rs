@@ -122,6 +122,7 @@ struct UserPage {
 }
 
 #[utoipa::path(
+    operation_id = "list_users",
     get,
     path = "/api/admin/users",
     tag = "admin",
@@ -203,6 +204,7 @@ pub fn like_pattern(text: &str) -> String {
 
 /// `GET /api/admin/users/{userId}`.
 #[utoipa::path(
+    operation_id = "get_user",
     get,
     path = "/api/admin/users/{userId}",
     tag = "admin",
@@ -395,6 +397,7 @@ fn keep_one_super_admin(
 /// `POST /api/admin/users`: `{"userId" | "email", "role", "permissions"?}`
 /// makes an existing user an admin.
 #[utoipa::path(
+    operation_id = "grant_admin",
     post,
     path = "/api/admin/users",
     tag = "admin",
@@ -493,6 +496,7 @@ pub async fn grant(
 
 /// `PATCH /api/admin/users/{userId}`: `{"role"?, "permissions"?}`.
 #[utoipa::path(
+    operation_id = "update_user",
     patch,
     path = "/api/admin/users/{userId}",
     tag = "admin",
@@ -555,6 +559,7 @@ pub async fn update(
 /// `DELETE /api/admin/users/{userId}`: revokes the admin grant; the user
 /// stays a user of the site.
 #[utoipa::path(
+    operation_id = "revoke_admin",
     delete,
     path = "/api/admin/users/{userId}",
     tag = "admin",

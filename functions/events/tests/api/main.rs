@@ -6,6 +6,8 @@ mod browser_errors;
 mod commit;
 mod connections;
 mod flags;
+mod node;
+mod openfeature;
 mod restarts;
 mod sentry;
 mod sentry_sdk;

@@ -7,96 +7,17 @@
 //! first use) and Chromium (`CHROMIUM`, else `chromium` on the PATH; Debian:
 //! `apt-get install chromium`; `.ci/run` installs it).
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::Command,
-    sync::OnceLock,
-};
-
-use platform::lambda::Function;
 use serde_json::Value;
 
 use crate::{
     TestApp,
+    node::{chromium, free_port, serve},
     sentry::{KEY, PROJECT},
     spawn_app,
 };
 
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sentry")
-}
-
-/// `npm install` from the lock file, once per test binary.
-fn install_packages() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(scripts())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("npm (Node.js) is needed to run the real Sentry SDKs");
-        assert!(status.success(), "npm install in tests/sentry failed");
-    });
-}
-
-/// The Chromium binary's path.
-fn chromium() -> String {
-    std::env::var("CHROMIUM").ok().unwrap_or_else(|| {
-        ["chromium", "chromium-browser", "google-chrome"]
-            .into_iter()
-            .find_map(|name| {
-                let found = Command::new("sh")
-                    .args(["-c", &format!("command -v {name}")])
-                    .output()
-                    .ok()
-                    .filter(|o| o.status.success())?;
-                Some(String::from_utf8_lossy(&found.stdout).trim().to_owned())
-            })
-            .expect("Chromium is needed (apt-get install chromium, or set CHROMIUM)")
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
-/// The function's router on a port of its own, as `cargo lambda watch`
-/// serves it.
-async fn serve(app: &TestApp) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let address = listener.local_addr().expect("its address");
-    let router = app.app.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    address
-}
-
 async fn run_node(script: &str, args: Vec<String>) -> Value {
-    tokio::task::spawn_blocking(install_packages)
-        .await
-        .expect("npm install");
-    let script = scripts().join(script);
-    let output = tokio::process::Command::new("node")
-        .arg(&script)
-        .args(&args)
-        .output()
-        .await
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}: {stdout}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("the script's JSON line")
+    crate::node::run("sentry", script, args).await
 }
 
 async fn groups(app: &TestApp) -> Vec<(String, Option<String>, i32, String, Option<String>)> {
