@@ -64,15 +64,8 @@ pub fn equal_weights(variations: usize) -> Vec<f64> {
 /// differs from `variations` or they do not sum to 1 ± 0.01.
 #[must_use]
 pub fn bucket_ranges(variations: usize, coverage: f64, weights: Option<&[f64]>) -> Vec<(f64, f64)> {
-    // Comparisons rather than `clamp` so that NaN passes through as in the
-    // SDK (and then matches no range).
-    let coverage = if coverage < 0.0 {
-        0.0
-    } else if coverage > 1.0 {
-        1.0
-    } else {
-        coverage
-    };
+    // A NaN coverage stays NaN, as in the SDK, and then matches no range.
+    let coverage = coverage.clamp(0.0, 1.0);
     let equal = equal_weights(variations);
     let mut weights = weights.unwrap_or(&equal);
     if weights.len() != variations {
@@ -81,6 +74,9 @@ pub fn bucket_ranges(variations: usize, coverage: f64, weights: Option<&[f64]>) 
     // Summed left to right from 0, as `reduce` does, so that the ±0.01
     // tolerance sees the same float as the SDK.
     let total = weights.iter().fold(0.0, |sum, weight| sum + weight);
+    // Not `!(0.99..=1.01).contains(..)`: a NaN total keeps its weights in
+    // the SDK, since both comparisons are false.
+    #[allow(clippy::manual_range_contains)]
     if total < 0.99 || total > 1.01 {
         weights = &equal;
     }

@@ -36,6 +36,12 @@
 //! does not match `s` and the Kelvin sign does not match `k`), not Unicode
 //! case folding.
 //!
+//! Two limits lie outside this module: case mappings (`$ini`, `$regexi`) are
+//! those of Rust's Unicode version, which may trail or lead the browser's;
+//! and numbers are the `f64` serde_json parsed, which without its
+//! `float_roundtrip` feature can be one ULP away from JavaScript's
+//! `JSON.parse` for numbers with 16 or more significant digits.
+//!
 //! `$inGroup`/`$notInGroup` (saved groups) are supported: the groups are
 //! passed at match time ([`Condition::matches_with_saved_groups`]), since they
 //! change without the conditions that use them changing.
@@ -1041,8 +1047,24 @@ fn js_number_to_string(x: f64) -> String {
     if x < 0.0 {
         return format!("-{}", js_number_to_string(-x));
     }
-    // Rust's `{:e}` prints the shortest round-trip digits: d.ddde±x.
-    let scientific = format!("{x:e}");
+    // Rust's `{:e}` prints as few digits as round-trip (d.ddde±x), but when
+    // several such strings exist it may not pick the one closest to `x` as
+    // JavaScript must (862953064497560.2, not .3): the correctly rounded
+    // string of that many digits is the closest, when it round-trips.
+    let shortest = format!("{x:e}");
+    let precision = shortest.split_once('e').map_or(0, |(mantissa, _)| {
+        mantissa
+            .chars()
+            .filter(char::is_ascii_digit)
+            .count()
+            .saturating_sub(1)
+    });
+    let closest = format!("{x:.precision$e}");
+    let scientific = if closest.parse::<f64>() == Ok(x) {
+        closest
+    } else {
+        shortest
+    };
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
     let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
@@ -1368,11 +1390,11 @@ mod js_regex {
                 // Runs never cross into or out of the surrogates, whose
                 // stand-ins live elsewhere.
                 let boundary = unit == 0xD800 || unit == 0xE000;
-                if let Some(low) = start {
-                    if !member || boundary {
-                        runs.push((low, unit - 1));
-                        start = None;
-                    }
+                if let Some(low) = start
+                    && (!member || boundary)
+                {
+                    runs.push((low, unit - 1));
+                    start = None;
                 }
                 if member && start.is_none() {
                     start = Some(unit);
@@ -2263,6 +2285,9 @@ mod tests {
             (-0.0, "0"),
             (-2.5, "-2.5"),
             (5e-324, "5e-324"),
+            // Two 16-digit strings round-trip; JavaScript prints the closer.
+            (-862_953_064_497_560.2, "-862953064497560.2"),
+            (18_009_751_182_130.312, "18009751182130.312"),
         ] {
             assert_eq!(js_number_to_string(value), text);
         }
