@@ -13,28 +13,30 @@
 //! across threads; see bench/README.md.)
 //!
 //! With `BENCH_PRECOMPUTED_BODY` (a file), the same server also answers
-//! `POST /bench/precomputed` with that file's bytes: the baseline of
-//! `bench/flags.sh`, an answer of the same size that costs nothing to
-//! compute. It skips the function's middleware, so the baseline is, if
-//! anything, faster than a real route would be.
+//! `POST /bench/precomputed` with that file's bytes, behind the same
+//! middleware as every route: the baseline of `bench/flags.sh`, an answer
+//! of the same size that costs nothing to compute.
 
-use axum::{body::Bytes, routing::post};
+use axum::{Router, body::Bytes, routing::post};
 use platform::{config::Env, lambda::Function};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let app = events::App::build(&Env::process())?;
-    let mut router = app.router();
-    if let Ok(path) = std::env::var("BENCH_PRECOMPUTED_BODY") {
-        let body = Bytes::from(std::fs::read(path)?);
-        router = router.route(
-            "/bench/precomputed",
-            post(move |_request: Bytes| {
-                let body = body.clone();
-                async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
-            }),
-        );
-    }
+    let router = match std::env::var("BENCH_PRECOMPUTED_BODY") {
+        Ok(path) => {
+            let body = Bytes::from(std::fs::read(path)?);
+            let precomputed = Router::new().route(
+                "/bench/precomputed",
+                post(move |_request: Bytes| {
+                    let body = body.clone();
+                    async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+                }),
+            );
+            events::routes::router_with(app.state.clone(), precomputed)
+        }
+        Err(_) => app.router(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     axum::serve(listener, router).await?;

@@ -18,14 +18,14 @@ use std::collections::HashMap;
 
 use axum::{Json, extract::State};
 use chrono::NaiveDateTime;
+use deadpool_postgres::GenericClient;
 use platform::{ApiError, ApiResult};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 
 use crate::fields::{self, MAX_SESSION_ID_CHARS, MAX_USER_ID_CHARS};
-use crate::{AppState, db, routes::Beacon};
+use crate::{AppState, beacon::Beacon, db};
 
 /// Most flags one assign may name.
 pub const MAX_FLAGS_PER_ASSIGN: usize = 100;
@@ -192,9 +192,10 @@ pub async fn record(
     let now = platform::clock::now_millis();
     let (flags, variants): (Vec<String>, Vec<String>) = candidates.iter().cloned().unzip();
     let ids: Vec<String> = candidates.iter().map(|_| platform::ids::new_id()).collect();
+    let statement = client.prepare_cached(ASSIGN_SQL).await?;
     let mut recorded: HashMap<String, (String, NaiveDateTime, bool)> = client
         .query(
-            ASSIGN_SQL,
+            &statement,
             &[
                 &running,
                 &visitor.session_id,
@@ -241,7 +242,7 @@ pub async fn record(
     request_body(content((Object = "application/json"), (Object = "text/plain"))),
     responses(
         (status = 200, description = "The visitor's variants.", body = Assigned),
-        (status = 202, description = "Dropped as a bot's.", body = crate::routes::Dropped),
+        (status = 202, description = "Dropped as a bot's.", body = crate::beacon::Dropped),
         platform::api_doc::Invalid, platform::api_doc::TooLarge, platform::api_doc::WrongMediaType, platform::api_doc::Unavailable,
     )
 )]
@@ -277,7 +278,7 @@ pub async fn assign(State(state): State<AppState>, beacon: Beacon) -> ApiResult<
     let recorded = db::write_retrying(&state.pool, "recording participations", |connection| {
         let (visitor, running, candidates) = (&request.visitor, &running, &candidates);
         async move {
-            let recorded = record(&**connection, visitor, running, candidates).await;
+            let recorded = record(&connection, visitor, running, candidates).await;
             (connection, recorded)
         }
     })
@@ -365,6 +366,36 @@ pub struct Converted {
     pub duplicate: bool,
 }
 
+/// The visitor's participation (by user first, else by session), its
+/// conversion receipt when a `conversionId` is given, and the update, in
+/// one statement; then what the participation holds.
+const CONVERT_SQL: &str = r#"WITH participation AS (
+    SELECT "id" FROM "experiment_participations"
+    WHERE "flagId" = $1 AND ("sessionId" = $2 OR ($3::text IS NOT NULL AND "userId" = $3))
+    ORDER BY ("userId" IS NOT DISTINCT FROM $3) DESC, "assignedAt"
+    LIMIT 1
+), receipt AS (
+    INSERT INTO "bundle"."experiment_conversions" ("flagId", "conversionId", "participationId", "value")
+    SELECT $1, $5, "id", $4 FROM participation WHERE $5::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING "participationId"
+), updated AS (
+    UPDATE "experiment_participations" p SET
+        "converted" = true,
+        "convertedAt" = coalesce(p."convertedAt", $6),
+        "conversionValue" = CASE WHEN $4::float8 IS NULL THEN p."conversionValue"
+                                 ELSE coalesce(p."conversionValue", 0) + $4 END
+    FROM participation
+    WHERE p."id" = participation."id"
+      AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM receipt))
+    RETURNING p."variant", p."convertedAt", p."conversionValue"
+)
+SELECT u."variant", u."convertedAt", u."conversionValue", false FROM updated u
+UNION ALL
+SELECT p."variant", p."convertedAt", p."conversionValue", true
+FROM "experiment_participations" p JOIN participation ON p."id" = participation."id"
+WHERE NOT EXISTS (SELECT 1 FROM updated)"#;
+
 /// Marks the visitor's participation in `flag_id` converted: the first
 /// conversion's time is kept, values add up, and a `conversionId` seen
 /// before adds nothing. One statement, so it commits whole. `None`: the
@@ -374,34 +405,10 @@ async fn convert(
     flag_id: &str,
     request: &ConvertRequest,
 ) -> Result<Option<(String, NaiveDateTime, Option<f64>, bool)>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(CONVERT_SQL).await?;
     let row = client
         .query_opt(
-            r#"WITH participation AS (
-                   SELECT "id" FROM "experiment_participations"
-                   WHERE "flagId" = $1 AND ("sessionId" = $2 OR ($3::text IS NOT NULL AND "userId" = $3))
-                   ORDER BY ("userId" IS NOT DISTINCT FROM $3) DESC, "assignedAt"
-                   LIMIT 1
-               ), receipt AS (
-                   INSERT INTO "bundle"."experiment_conversions" ("flagId", "conversionId", "participationId", "value")
-                   SELECT $1, $5, "id", $4 FROM participation WHERE $5::text IS NOT NULL
-                   ON CONFLICT DO NOTHING
-                   RETURNING "participationId"
-               ), updated AS (
-                   UPDATE "experiment_participations" p SET
-                       "converted" = true,
-                       "convertedAt" = coalesce(p."convertedAt", $6),
-                       "conversionValue" = CASE WHEN $4::float8 IS NULL THEN p."conversionValue"
-                                                ELSE coalesce(p."conversionValue", 0) + $4 END
-                   FROM participation
-                   WHERE p."id" = participation."id"
-                     AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM receipt))
-                   RETURNING p."variant", p."convertedAt", p."conversionValue"
-               )
-               SELECT u."variant", u."convertedAt", u."conversionValue", false FROM updated u
-               UNION ALL
-               SELECT p."variant", p."convertedAt", p."conversionValue", true
-               FROM "experiment_participations" p JOIN participation ON p."id" = participation."id"
-               WHERE NOT EXISTS (SELECT 1 FROM updated)"#,
+            &statement,
             &[
                 &flag_id,
                 &request.visitor.session_id,
@@ -424,7 +431,7 @@ async fn convert(
     request_body(content((Object = "application/json"), (Object = "text/plain"))),
     responses(
         (status = 200, description = "Recorded (or recorded before, with the same conversionId).", body = Converted),
-        (status = 202, description = "Dropped as a bot's.", body = crate::routes::Dropped),
+        (status = 202, description = "Dropped as a bot's.", body = crate::beacon::Dropped),
         platform::api_doc::Invalid, platform::api_doc::NotFound, platform::api_doc::TooLarge, platform::api_doc::WrongMediaType, platform::api_doc::Unavailable,
     )
 )]
@@ -449,14 +456,14 @@ pub async fn convert_route(
         db::write_retrying(&state.pool, "recording a conversion", |connection| {
             let (flag_id, request) = (&flag_id, &request);
             async move {
-                let converted = convert(&**connection, flag_id, request).await;
+                let converted = convert(&connection, flag_id, request).await;
                 (connection, converted)
             }
         })
         .await?
     } else {
         let connection = db::checked(&state.pool).await?;
-        convert(&**connection, &flag_id, &request)
+        convert(&connection, &flag_id, &request)
             .await
             .map_err(ApiError::internal("recording a conversion"))?
     };

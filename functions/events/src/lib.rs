@@ -8,6 +8,7 @@
 //! 500.
 
 pub mod analytics;
+pub mod beacon;
 pub mod browser_errors;
 pub mod client;
 pub mod config;
