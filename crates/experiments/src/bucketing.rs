@@ -14,8 +14,36 @@
 /// UTF-16 rather than UTF-8 because the SDK hashes `charCodeAt` values: a
 /// non-ASCII visitor id must hash as it does in the browser.
 fn fnv1a32(text: &str) -> u32 {
-    text.encode_utf16().fold(0x811c_9dc5_u32, |hash, unit| {
+    fnv1a32_from(FNV_OFFSET, text)
+}
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+
+/// FNV-1a 32 continued from `state`: hashing `b` from the state after `a`
+/// is hashing `a + b`, without building the concatenation (evaluation runs
+/// this for every flag of every request).
+fn fnv1a32_from(state: u32, text: &str) -> u32 {
+    text.encode_utf16().fold(state, |hash, unit| {
         (hash ^ u32::from(unit)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// FNV-1a 32 of `n`'s decimal digits (what the SDK's `hash(n + "")` reads),
+/// without formatting a string.
+fn fnv1a32_of_decimal(n: u32) -> u32 {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits[at..].iter().fold(FNV_OFFSET, |hash, digit| {
+        (hash ^ u32::from(*digit)).wrapping_mul(0x0100_0193)
     })
 }
 
@@ -31,10 +59,10 @@ fn fnv1a32(text: &str) -> u32 {
 pub fn hash(seed: &str, value: &str, version: u32) -> Option<f64> {
     match version {
         2 => {
-            let first = fnv1a32(&format!("{seed}{value}"));
-            Some(f64::from(fnv1a32(&first.to_string()) % 10_000) / 10_000.0)
+            let first = fnv1a32_from(fnv1a32(seed), value);
+            Some(f64::from(fnv1a32_of_decimal(first) % 10_000) / 10_000.0)
         }
-        1 => Some(f64::from(fnv1a32(&format!("{value}{seed}")) % 1_000) / 1_000.0),
+        1 => Some(f64::from(fnv1a32_from(fnv1a32(value), seed) % 1_000) / 1_000.0),
         _ => None,
     }
 }
@@ -143,6 +171,13 @@ pub fn assign(seed: &str, value: &str, coverage: f64, weights: &[f64]) -> Option
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_decimal_hashes_as_its_digits_do() {
+        for n in [0, 7, 10, 4_294_967_295, 123_456_789] {
+            assert_eq!(fnv1a32_of_decimal(n), fnv1a32(&n.to_string()), "{n}");
+        }
+    }
 
     #[test]
     fn hashes_utf16_code_units_like_the_browser() {

@@ -120,27 +120,65 @@ pub enum Reason {
     Disabled,
 }
 
-/// A flag evaluated for one visitor.
+/// A flag evaluated for one visitor. It borrows from the flag: evaluating
+/// every flag of a bulk request copies nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation<'a> {
     pub reason: Reason,
     /// The variant served; `None` for a boolean flag.
     pub variant: Option<&'a Variant>,
-    /// What is served; `None` only for a flag with variants that serves
-    /// none (a stopped experiment without a winner has its control).
-    pub value: Option<Value>,
+    /// A boolean flag's value; `None` for a flag with variants.
+    pub on: Option<bool>,
     /// The split placed the visitor in `variant`: for an experiment, the
     /// visitor takes part. False where the default was served.
     pub chosen: bool,
 }
 
-impl Evaluation<'_> {
+impl<'a> Evaluation<'a> {
+    /// What is served, borrowed.
+    pub fn served(&self) -> Option<Served<'a>> {
+        match (self.variant, self.on) {
+            (Some(variant), _) => Some(Served::Variant(variant)),
+            (None, Some(on)) => Some(Served::Bool(on)),
+            (None, None) => None,
+        }
+    }
+
+    /// What is served, as an owned value.
+    pub fn value(&self) -> Option<Value> {
+        self.served().map(|served| match served {
+            Served::Bool(on) => Value::Bool(on),
+            Served::Variant(variant) => variant.value(),
+        })
+    }
+
     /// The variant's name for OpenFeature: a boolean flag's `on`/`off`.
-    pub fn variant_name(&self) -> Option<String> {
-        match (&self.variant, &self.value) {
-            (Some(variant), _) => Some(variant.id.clone()),
-            (None, Some(Value::Bool(on))) => Some(if *on { "on" } else { "off" }.to_owned()),
-            _ => None,
+    pub fn variant_name(&self) -> Option<&'a str> {
+        match (self.variant, self.on) {
+            (Some(variant), _) => Some(&variant.id),
+            (None, Some(true)) => Some("on"),
+            (None, Some(false)) => Some("off"),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A served value by reference: serializes as the value itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Served<'a> {
+    Bool(bool),
+    /// The variant's `config`, or its id.
+    Variant(&'a Variant),
+}
+
+impl Serialize for Served<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Bool(on) => serializer.serialize_bool(*on),
+            Self::Variant(variant) => match &variant.config {
+                Some(config) if !config.is_null() => config.serialize(serializer),
+                _ => serializer.serialize_str(&variant.id),
+            },
         }
     }
 }
@@ -161,13 +199,13 @@ impl Flag {
             Some(default) => Evaluation {
                 reason,
                 variant: Some(default),
-                value: Some(default.value()),
+                on: None,
                 chosen: false,
             },
             None => Evaluation {
                 reason,
                 variant: None,
-                value: Some(Value::Bool(false)),
+                on: Some(false),
                 chosen: false,
             },
         }
@@ -208,7 +246,7 @@ impl Flag {
                         Some(winner) => Evaluation {
                             reason: Reason::Static,
                             variant: Some(winner),
-                            value: Some(winner.value()),
+                            on: None,
                             chosen: false,
                         },
                         None => self.off(Reason::Disabled),
@@ -236,13 +274,13 @@ impl Flag {
                 Some(variant) => Evaluation {
                     reason,
                     variant: Some(variant),
-                    value: Some(variant.value()),
+                    on: None,
                     chosen: true,
                 },
                 None => Evaluation {
                     reason,
                     variant: None,
-                    value: Some(Value::Bool(true)),
+                    on: Some(true),
                     chosen: true,
                 },
             });
@@ -256,7 +294,7 @@ impl Flag {
             return Ok(Evaluation {
                 reason: Reason::Split,
                 variant: None,
-                value: Some(Value::Bool(on)),
+                on: Some(on),
                 chosen: on,
             });
         }
@@ -267,7 +305,7 @@ impl Flag {
                 Some(variant) => Evaluation {
                     reason: Reason::Split,
                     variant: Some(variant),
-                    value: Some(variant.value()),
+                    on: None,
                     chosen: true,
                 },
                 None => self.off(Reason::Split),
@@ -434,7 +472,7 @@ mod tests {
         flag.enabled = false;
         let evaluation = flag.evaluate(&json!({}), None).expect("evaluates");
         assert_eq!(evaluation.reason, Reason::Disabled);
-        assert_eq!(evaluation.value, Some(json!(false)));
+        assert_eq!(evaluation.value(), Some(json!(false)));
     }
 
     #[test]
@@ -442,7 +480,7 @@ mod tests {
         let flag = flag(json!([]), 100);
         let evaluation = flag.evaluate(&json!({}), None).expect("evaluates");
         assert_eq!(evaluation.reason, Reason::Static);
-        assert_eq!(evaluation.value, Some(json!(true)));
+        assert_eq!(evaluation.value(), Some(json!(true)));
         assert_eq!(evaluation.variant_name().as_deref(), Some("on"));
     }
 
@@ -459,7 +497,7 @@ mod tests {
             .filter(|i| {
                 flag.evaluate(&json!({}), Some(&format!("visitor-{i}")))
                     .expect("evaluates")
-                    .value
+                    .value()
                     == Some(json!(true))
             })
             .count();
@@ -482,6 +520,7 @@ mod tests {
                 f.evaluate(&json!({}), Some(&key))
                     .expect("evaluates")
                     .variant_name()
+                    .map(str::to_owned)
             };
             assert_eq!(chosen(&of_100), chosen(&of_1), "{key}");
         }
@@ -494,10 +533,10 @@ mod tests {
             100,
         );
         let evaluation = flag.evaluate(&json!({}), None).expect("evaluates");
-        assert_eq!(evaluation.value, Some(json!({"color": "#00f"})));
+        assert_eq!(evaluation.value(), Some(json!({"color": "#00f"})));
         let plain = super::tests::flag(json!([{"id": "blue", "weight": 1}]), 100);
         assert_eq!(
-            plain.evaluate(&json!({}), None).expect("evaluates").value,
+            plain.evaluate(&json!({}), None).expect("evaluates").value(),
             Some(json!("blue"))
         );
     }
@@ -513,7 +552,7 @@ mod tests {
             flag.status = status;
             let evaluation = flag.evaluate(&json!({}), Some("v1")).expect("evaluates");
             assert_eq!(evaluation.reason, Reason::Disabled);
-            assert_eq!(evaluation.value, Some(json!("control")));
+            assert_eq!(evaluation.value(), Some(json!("control")));
             assert!(!evaluation.chosen);
         }
     }
@@ -529,7 +568,7 @@ mod tests {
         flag.winning_variant = Some("treatment".into());
         let evaluation = flag.evaluate(&json!({}), None).expect("evaluates");
         assert_eq!(evaluation.reason, Reason::Static);
-        assert_eq!(evaluation.value, Some(json!("treatment")));
+        assert_eq!(evaluation.value(), Some(json!("treatment")));
     }
 
     #[test]
@@ -540,7 +579,7 @@ mod tests {
             .evaluate(&json!({"country": "ES"}), None)
             .expect("evaluates");
         assert_eq!(
-            (miss.reason, miss.value),
+            (miss.reason, miss.value()),
             (Reason::TargetingMatch, Some(json!("a")))
         );
         assert!(!miss.chosen);
@@ -564,7 +603,7 @@ mod tests {
             .find(|e| !e.chosen)
             .expect("most visitors are outside a 10% rollout");
         assert_eq!(outside.reason, Reason::Split);
-        assert_eq!(outside.value, Some(json!("control")));
+        assert_eq!(outside.value(), Some(json!("control")));
     }
 
     #[test]

@@ -156,77 +156,82 @@ pub struct Assigned {
     pub assignments: Vec<Assignment>,
 }
 
-/// One statement: the visitor's recorded participations in `flag_ids`,
-/// and the new ones inserted where none was. By the unique indexes on
-/// ("flagId", "userId") and ("flagId", "sessionId").
-const ASSIGN_SQL: &str = r#"
-WITH existing AS (
-    SELECT DISTINCT ON ("flagId") "flagId", "variant", "assignedAt"
-    FROM "experiment_participations"
-    WHERE "flagId" = ANY($1::text[])
-      AND ("sessionId" = $2 OR ($3::text IS NOT NULL AND "userId" = $3))
-    ORDER BY "flagId", ("userId" IS NOT DISTINCT FROM $3) DESC, "assignedAt"
-), inserted AS (
-    INSERT INTO "experiment_participations" ("id", "flagId", "userId", "sessionId", "variant", "assignedAt")
-    SELECT n.id, n.flag, $3, $2, n.variant, $7
-    FROM unnest($4::text[], $5::text[], $6::text[]) AS n(flag, variant, id)
-    WHERE n.flag NOT IN (SELECT "flagId" FROM existing)
-    ON CONFLICT DO NOTHING
-    RETURNING "flagId", "variant", "assignedAt"
-)
-SELECT "flagId", "variant", "assignedAt", false FROM existing
-UNION ALL
-SELECT "flagId", "variant", "assignedAt", true FROM inserted"#;
+/// The new participations, where the visitor has none: one row per flag,
+/// skipped on either unique index, ("flagId", "userId") or ("flagId",
+/// "sessionId"). For a new visitor this one statement is the whole write.
+const INSERT_PARTICIPATIONS: &str = r#"
+INSERT INTO "experiment_participations" ("id", "flagId", "userId", "sessionId", "variant", "assignedAt")
+SELECT n.id, n.flag, $1, $2, n.variant, $3
+FROM unnest($4::text[], $5::text[], $6::text[]) AS n(flag, variant, id)
+ON CONFLICT DO NOTHING
+RETURNING "flagId", "variant", "assignedAt""#;
+
+/// The visitor's recorded participations in `$1`, the user's row before
+/// the session's. By the same unique indexes.
+const RECORDED_PARTICIPATIONS: &str = r#"
+SELECT DISTINCT ON ("flagId") "flagId", "variant", "assignedAt"
+FROM "experiment_participations"
+WHERE "flagId" = ANY($1::text[])
+  AND ("sessionId" = $2 OR ($3::text IS NOT NULL AND "userId" = $3))
+ORDER BY "flagId", ("userId" IS NOT DISTINCT FROM $3) DESC, "assignedAt""#;
+
+/// What [`record`] answers per flag id: the variant, when it was
+/// assigned, and whether this request recorded it.
+pub type Recorded = HashMap<String, (String, NaiveDateTime, bool)>;
 
 /// Records the visitor's participations: `candidates` are (flag id,
 /// variant) for the experiments they are eligible for now, `running` every
 /// running experiment asked about (a recorded participation is answered
-/// even where the visitor would not be eligible any more). Returns flag
-/// id -> (variant, assigned at, new). Repeatable: a repeat finds its rows.
+/// even where the visitor would not be eligible any more). Repeatable: a
+/// repeat finds its rows.
+///
+/// The insert goes first: for a new visitor (the common case) it records
+/// every candidate and nothing else is asked. Flags it skipped (recorded
+/// before, or by a concurrent request of the same visitor) and running
+/// experiments the visitor is not eligible for are then read, and the
+/// stored row is the answer: assignment is sticky.
 pub async fn record(
     client: &impl GenericClient,
     visitor: &Visitor,
     running: &[String],
     candidates: &[(String, String)],
-) -> Result<HashMap<String, (String, NaiveDateTime, bool)>, tokio_postgres::Error> {
-    let now = platform::clock::now_millis();
-    let (flags, variants): (Vec<String>, Vec<String>) = candidates.iter().cloned().unzip();
-    let ids: Vec<String> = candidates.iter().map(|_| platform::ids::new_id()).collect();
-    let statement = client.prepare_cached(ASSIGN_SQL).await?;
-    let mut recorded: HashMap<String, (String, NaiveDateTime, bool)> = client
-        .query(
-            &statement,
-            &[
-                &running,
-                &visitor.session_id,
-                &visitor.user_id,
-                &flags,
-                &variants,
-                &ids,
-                &now,
-            ],
-        )
-        .await?
-        .iter()
-        .map(|row| (row.get(0), (row.get(1), row.get(2), row.get(3))))
-        .collect();
-    // A concurrent request of the same visitor inserted between this
-    // statement's read and its insert: its rows are the answer.
-    let raced: Vec<&String> = flags
-        .iter()
-        .filter(|f| !recorded.contains_key(*f))
-        .collect();
-    if !raced.is_empty() {
-        let rows = client
+) -> Result<Recorded, tokio_postgres::Error> {
+    let mut recorded = Recorded::new();
+    if !candidates.is_empty() {
+        let (flags, variants): (Vec<&str>, Vec<&str>) = candidates
+            .iter()
+            .map(|(flag, variant)| (flag.as_str(), variant.as_str()))
+            .unzip();
+        let ids: Vec<String> = candidates.iter().map(|_| platform::ids::new_id()).collect();
+        let insert = client.prepare_cached(INSERT_PARTICIPATIONS).await?;
+        let now = platform::clock::now_millis();
+        for row in client
             .query(
-                r#"SELECT DISTINCT ON ("flagId") "flagId", "variant", "assignedAt"
-                   FROM "experiment_participations"
-                   WHERE "flagId" = ANY($1::text[]) AND ("sessionId" = $2 OR ($3::text IS NOT NULL AND "userId" = $3))
-                   ORDER BY "flagId", ("userId" IS NOT DISTINCT FROM $3) DESC, "assignedAt""#,
-                &[&raced, &visitor.session_id, &visitor.user_id],
+                &insert,
+                &[
+                    &visitor.user_id,
+                    &visitor.session_id,
+                    &now,
+                    &flags,
+                    &variants,
+                    &ids,
+                ],
             )
-            .await?;
-        for row in rows {
+            .await?
+        {
+            recorded.insert(row.get(0), (row.get(1), row.get(2), true));
+        }
+    }
+    let unanswered: Vec<&String> = running
+        .iter()
+        .filter(|flag| !recorded.contains_key(*flag))
+        .collect();
+    if !unanswered.is_empty() {
+        let read = client.prepare_cached(RECORDED_PARTICIPATIONS).await?;
+        for row in client
+            .query(&read, &[&unanswered, &visitor.session_id, &visitor.user_id])
+            .await?
+        {
             recorded.insert(row.get(0), (row.get(1), row.get(2), false));
         }
     }

@@ -24,7 +24,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use experiments::flag::{Evaluation, Flag, TargetingKeyMissing};
+use experiments::flag::{Evaluation, Flag, Served, TargetingKeyMissing};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -36,27 +36,23 @@ use crate::flags::{Entry, Snapshot};
 /// The largest evaluation request: a context is a handful of attributes.
 pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 
-/// One flag's evaluation, or why it failed.
-#[derive(Debug, Serialize, ToSchema)]
+/// One flag's evaluation, or why it failed. Borrows from the flags and
+/// the request: a bulk answer is written without copying any value.
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum FlagAnswer {
+pub enum FlagAnswer<'a> {
     Success {
-        key: String,
-        /// STATIC, TARGETING_MATCH, SPLIT or DISABLED.
+        key: &'a str,
         reason: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
-        variant: Option<String>,
+        variant: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        #[schema(value_type = Option<Object>)]
-        value: Option<Value>,
-        #[schema(value_type = Object)]
-        metadata: Map<String, Value>,
+        value: Option<Served<'a>>,
+        metadata: Metadata,
     },
     Failure {
         #[serde(skip_serializing_if = "Option::is_none")]
-        key: Option<String>,
-        /// PARSE_ERROR, TARGETING_KEY_MISSING, INVALID_CONTEXT, GENERAL or
-        /// FLAG_NOT_FOUND.
+        key: Option<&'a str>,
         #[serde(rename = "errorCode")]
         error_code: &'static str,
         #[serde(rename = "errorDetails")]
@@ -64,10 +60,41 @@ pub enum FlagAnswer {
     },
 }
 
-impl FlagAnswer {
-    fn failure(key: Option<&str>, code: &'static str, details: impl Into<String>) -> Self {
+/// A flag's metadata (OFREP allows booleans, strings and numbers only).
+#[derive(Debug, Default, Serialize)]
+pub struct Metadata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    experiment: Option<bool>,
+    #[serde(rename = "experimentStatus", skip_serializing_if = "Option::is_none")]
+    experiment_status: Option<&'static str>,
+}
+
+/// [`FlagAnswer`] in the API description.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct FlagEvaluation {
+    key: String,
+    /// STATIC, TARGETING_MATCH, SPLIT or DISABLED; absent on a failure.
+    reason: Option<String>,
+    /// The variant's id; `on`/`off` for a boolean flag.
+    variant: Option<String>,
+    /// The variant's `config` (or its id), or the boolean.
+    #[schema(value_type = Option<Object>)]
+    value: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    /// On a failure: PARSE_ERROR, TARGETING_KEY_MISSING, INVALID_CONTEXT,
+    /// GENERAL or FLAG_NOT_FOUND.
+    #[schema(rename = "errorCode")]
+    error_code: Option<String>,
+    #[schema(rename = "errorDetails")]
+    error_details: Option<String>,
+}
+
+impl<'a> FlagAnswer<'a> {
+    fn failure(key: Option<&'a str>, code: &'static str, details: impl Into<String>) -> Self {
         Self::Failure {
-            key: key.map(str::to_owned),
+            key,
             error_code: code,
             error_details: details.into(),
         }
@@ -85,7 +112,7 @@ impl FlagAnswer {
     }
 }
 
-impl IntoResponse for FlagAnswer {
+impl IntoResponse for FlagAnswer<'_> {
     fn into_response(self) -> Response {
         (self.status(), Json(self)).into_response()
     }
@@ -138,20 +165,19 @@ pub fn read_context(headers: &HeaderMap, body: &[u8]) -> Result<Context, (&'stat
     })
 }
 
-fn metadata(flag: &Flag) -> Map<String, Value> {
-    let mut metadata = Map::new();
+fn metadata(flag: &Flag) -> Metadata {
     if flag.is_experiment {
-        metadata.insert("experiment".into(), Value::Bool(true));
-        metadata.insert(
-            "experimentStatus".into(),
-            Value::String(flag.status.as_str().into()),
-        );
+        Metadata {
+            experiment: Some(true),
+            experiment_status: Some(flag.status.as_str()),
+        }
+    } else {
+        Metadata::default()
     }
-    metadata
 }
 
 /// The answer for `key` in `context`.
-pub fn evaluate(snapshot: &Snapshot, key: &str, context: &Context) -> FlagAnswer {
+pub fn evaluate<'a>(snapshot: &'a Snapshot, key: &'a str, context: &Context) -> FlagAnswer<'a> {
     let flag = match snapshot.get(key) {
         None => {
             return FlagAnswer::failure(
@@ -175,9 +201,9 @@ pub fn evaluate(snapshot: &Snapshot, key: &str, context: &Context) -> FlagAnswer
     }
 }
 
-fn success(flag: &Flag, evaluation: &Evaluation<'_>) -> FlagAnswer {
+fn success<'a>(flag: &'a Flag, evaluation: &Evaluation<'a>) -> FlagAnswer<'a> {
     FlagAnswer::Success {
-        key: flag.key.clone(),
+        key: &flag.key,
         reason: match evaluation.reason {
             experiments::flag::Reason::Static => "STATIC",
             experiments::flag::Reason::TargetingMatch => "TARGETING_MATCH",
@@ -185,7 +211,7 @@ fn success(flag: &Flag, evaluation: &Evaluation<'_>) -> FlagAnswer {
             experiments::flag::Reason::Disabled => "DISABLED",
         },
         variant: evaluation.variant_name(),
-        value: evaluation.value.clone(),
+        value: evaluation.served(),
         metadata: metadata(flag),
     }
 }
@@ -212,9 +238,9 @@ async fn read_body(request: Request) -> Result<(HeaderMap, Bytes), Response> {
     params(("key" = String, Path, description = "The flag's key.")),
     request_body(content((Object = "application/json"))),
     responses(
-        (status = 200, description = "Evaluated.", body = FlagAnswer),
-        (status = 400, description = "PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING or GENERAL.", body = FlagAnswer),
-        (status = 404, description = "FLAG_NOT_FOUND.", body = FlagAnswer),
+        (status = 200, description = "Evaluated.", body = FlagEvaluation),
+        (status = 400, description = "PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING or GENERAL.", body = FlagEvaluation),
+        (status = 404, description = "FLAG_NOT_FOUND.", body = FlagEvaluation),
         platform::api_doc::TooLarge, platform::api_doc::Unavailable,
     )
 )]
@@ -240,11 +266,25 @@ pub async fn evaluate_one(
 }
 
 /// Every flag's answer, by key.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BulkAnswer {
-    pub flags: Vec<FlagAnswer>,
+#[derive(Debug, Serialize)]
+pub struct BulkAnswer<'a> {
+    pub flags: Vec<FlagAnswer<'a>>,
+    pub metadata: BulkMetadata<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BulkMetadata<'a> {
+    /// The flags' configuration version (a digest prefix).
+    pub version: &'a str,
+}
+
+/// [`BulkAnswer`] in the API description.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct BulkEvaluation {
+    flags: Vec<FlagEvaluation>,
     #[schema(value_type = Object)]
-    pub metadata: Map<String, Value>,
+    metadata: Value,
 }
 
 /// A bulk failure: the whole request was unusable.
@@ -315,7 +355,7 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     params(("If-None-Match" = Option<String>, Header, description = "The ETag of an earlier answer.")),
     request_body(content((Object = "application/json"))),
     responses(
-        (status = 200, description = "Every flag, evaluated.", body = BulkAnswer, headers(("ETag" = String))),
+        (status = 200, description = "Every flag, evaluated.", body = BulkEvaluation, headers(("ETag" = String))),
         (status = 304, description = "Nothing changed since the ETag given."),
         (status = 400, description = "PARSE_ERROR or INVALID_CONTEXT.", body = BulkFailure),
         platform::api_doc::TooLarge, platform::api_doc::Unavailable,
@@ -353,11 +393,9 @@ pub async fn evaluate_all(State(state): State<AppState>, request: Request) -> Re
         .keys()
         .map(|key| evaluate(&snapshot, key, &context))
         .collect();
-    let mut metadata = Map::new();
-    metadata.insert(
-        "version".into(),
-        Value::String(snapshot.version[..16].to_owned()),
-    );
+    let metadata = BulkMetadata {
+        version: &snapshot.version[..16],
+    };
     (
         StatusCode::OK,
         [(header::ETAG, etag_header)],
