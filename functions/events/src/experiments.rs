@@ -446,7 +446,7 @@ pub async fn convert_route(
 ) -> ApiResult<Json<Converted>> {
     let request = ConvertRequest::read(&beacon.json()?)?;
     let snapshot = state.flags.snapshot().await?;
-    let Some(crate::flags::Entry::Ready(flag)) = snapshot.get(&request.flag_key) else {
+    let Some(crate::flags::Entry::Ready(flag, _)) = snapshot.get(&request.flag_key) else {
         return Err(ApiError::no_such(
             "flagKey",
             format!("names no experiment: {:?} is not a flag", request.flag_key),

@@ -21,11 +21,50 @@ use platform::{ApiError, ApiResult};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// A flag as read: ready to evaluate, or why it cannot be.
+/// A flag as read: ready to evaluate (with its answers' JSON parts), or
+/// why it cannot be.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    Ready(Flag),
+    Ready(Flag, FlagJson),
     Unusable { problem: String },
+}
+
+/// The parts of a flag's OFREP answer that do not depend on the visitor,
+/// as JSON, written once per read: a bulk answer is then assembled from
+/// them, with nothing to escape or format per request.
+#[derive(Debug, Clone)]
+pub struct FlagJson {
+    /// `"key"` (a JSON string).
+    pub key: Box<[u8]>,
+    /// The metadata object.
+    pub metadata: Box<[u8]>,
+    /// Per variant, in order: its id and its value, each as JSON.
+    pub variants: Vec<(Box<[u8]>, Box<[u8]>)>,
+}
+
+fn json_bytes(value: &impl serde::Serialize) -> Box<[u8]> {
+    serde_json::to_vec(value)
+        .expect("strings and JSON values serialise")
+        .into_boxed_slice()
+}
+
+impl FlagJson {
+    pub fn new(flag: &Flag) -> Self {
+        let metadata = if flag.is_experiment {
+            serde_json::json!({"experiment": true, "experimentStatus": flag.status.as_str()})
+        } else {
+            serde_json::json!({})
+        };
+        Self {
+            key: json_bytes(&flag.key),
+            metadata: json_bytes(&metadata),
+            variants: flag
+                .variants
+                .iter()
+                .map(|v| (json_bytes(&v.id), json_bytes(&v.value())))
+                .collect(),
+        }
+    }
 }
 
 /// Every flag, by key, as of one read.
@@ -46,7 +85,7 @@ impl Snapshot {
     /// The running experiments: what `assign` enrols visitors in.
     pub fn running_experiments(&self) -> impl Iterator<Item = &Flag> {
         self.flags.values().filter_map(|entry| match entry {
-            Entry::Ready(flag)
+            Entry::Ready(flag, _)
                 if flag.is_experiment
                     && flag.enabled
                     && flag.status == ExperimentStatus::Running =>
@@ -141,17 +180,21 @@ impl FlagStore {
                 flag::parse_variants(&variants),
                 flag::parse_targeting(targeting.as_ref().unwrap_or(&Value::Null)),
             ) {
-                (Ok(variants), Ok(targeting)) => Entry::Ready(Flag {
-                    id,
-                    key: key.clone(),
-                    enabled,
-                    rollout_percentage: rollout,
-                    variants,
-                    targeting,
-                    is_experiment,
-                    status: ExperimentStatus::from_stored(status.as_deref()),
-                    winning_variant: winner,
-                }),
+                (Ok(variants), Ok(targeting)) => {
+                    let flag = Flag {
+                        id,
+                        key: key.clone(),
+                        enabled,
+                        rollout_percentage: rollout,
+                        variants,
+                        targeting,
+                        is_experiment,
+                        status: ExperimentStatus::from_stored(status.as_deref()),
+                        winning_variant: winner,
+                    };
+                    let json = FlagJson::new(&flag);
+                    Entry::Ready(flag, json)
+                }
                 (Err(error), _) | (_, Err(error)) => {
                     tracing::warn!(flag = %key, %error, "a stored flag cannot be evaluated");
                     Entry::Unusable {

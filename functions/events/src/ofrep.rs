@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::flags::{Entry, Snapshot};
+use crate::flags::{Entry, FlagJson, Snapshot};
 
 /// The largest evaluation request: a context is a handful of attributes.
 pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
@@ -189,7 +189,7 @@ pub fn evaluate<'a>(snapshot: &'a Snapshot, key: &'a str, context: &Context) -> 
         Some(Entry::Unusable { problem }) => {
             return FlagAnswer::failure(Some(key), "GENERAL", problem.clone());
         }
-        Some(Entry::Ready(flag)) => flag,
+        Some(Entry::Ready(flag, _)) => flag,
     };
     match flag.evaluate(&context.attributes, context.targeting_key.as_deref()) {
         Ok(evaluation) => success(flag, &evaluation),
@@ -201,15 +201,19 @@ pub fn evaluate<'a>(snapshot: &'a Snapshot, key: &'a str, context: &Context) -> 
     }
 }
 
+fn reason(evaluation: &Evaluation<'_>) -> &'static str {
+    match evaluation.reason {
+        experiments::flag::Reason::Static => "STATIC",
+        experiments::flag::Reason::TargetingMatch => "TARGETING_MATCH",
+        experiments::flag::Reason::Split => "SPLIT",
+        experiments::flag::Reason::Disabled => "DISABLED",
+    }
+}
+
 fn success<'a>(flag: &'a Flag, evaluation: &Evaluation<'a>) -> FlagAnswer<'a> {
     FlagAnswer::Success {
         key: &flag.key,
-        reason: match evaluation.reason {
-            experiments::flag::Reason::Static => "STATIC",
-            experiments::flag::Reason::TargetingMatch => "TARGETING_MATCH",
-            experiments::flag::Reason::Split => "SPLIT",
-            experiments::flag::Reason::Disabled => "DISABLED",
-        },
+        reason: reason(evaluation),
         variant: evaluation.variant_name(),
         value: evaluation.served(),
         metadata: metadata(flag),
@@ -265,20 +269,7 @@ pub async fn evaluate_one(
     }
 }
 
-/// Every flag's answer, by key.
-#[derive(Debug, Serialize)]
-pub struct BulkAnswer<'a> {
-    pub flags: Vec<FlagAnswer<'a>>,
-    pub metadata: BulkMetadata<'a>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BulkMetadata<'a> {
-    /// The flags' configuration version (a digest prefix).
-    pub version: &'a str,
-}
-
-/// [`BulkAnswer`] in the API description.
+/// A bulk answer (`{flags, metadata}`) in the API description.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct BulkEvaluation {
@@ -388,18 +379,76 @@ pub async fn evaluate_all(State(state): State<AppState>, request: Request) -> Re
     if none_match(&headers, &etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
     }
-    let flags = snapshot
-        .flags
-        .keys()
-        .map(|key| evaluate(&snapshot, key, &context))
-        .collect();
-    let metadata = BulkMetadata {
-        version: &snapshot.version[..16],
-    };
     (
         StatusCode::OK,
-        [(header::ETAG, etag_header)],
-        Json(BulkAnswer { flags, metadata }),
+        [
+            (header::ETAG, etag_header),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+        ],
+        bulk_body(&snapshot, &context),
     )
         .into_response()
+}
+
+/// The bulk answer's bytes: each flag's answer put together from its
+/// parts written when the flags were read ([`FlagJson`]), the same JSON
+/// [`FlagAnswer`] gives (tests compare the two).
+pub fn bulk_body(snapshot: &Snapshot, context: &Context) -> Vec<u8> {
+    let mut body = Vec::with_capacity(128 * snapshot.flags.len() + 64);
+    body.extend_from_slice(b"{\"flags\":[");
+    for (n, (key, entry)) in snapshot.flags.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        let (flag, json) = match entry {
+            Entry::Ready(flag, json) => (flag, json),
+            Entry::Unusable { .. } => {
+                write_answer(&mut body, &evaluate(snapshot, key, context));
+                continue;
+            }
+        };
+        match flag.evaluate(&context.attributes, context.targeting_key.as_deref()) {
+            Ok(evaluation) => write_success(&mut body, flag, json, &evaluation),
+            Err(_) => write_answer(&mut body, &evaluate(snapshot, key, context)),
+        }
+    }
+    body.extend_from_slice(b"],\"metadata\":{\"version\":\"");
+    body.extend_from_slice(snapshot.version[..16].as_bytes());
+    body.extend_from_slice(b"\"}}");
+    body
+}
+
+fn write_answer(body: &mut Vec<u8>, answer: &FlagAnswer<'_>) {
+    serde_json::to_writer(body, answer).expect("answers serialise");
+}
+
+fn write_success(body: &mut Vec<u8>, flag: &Flag, json: &FlagJson, evaluation: &Evaluation<'_>) {
+    body.extend_from_slice(b"{\"key\":");
+    body.extend_from_slice(&json.key);
+    body.extend_from_slice(b",\"reason\":\"");
+    body.extend_from_slice(reason(evaluation).as_bytes());
+    body.push(b'"');
+    let variant = evaluation.variant.and_then(|chosen| {
+        flag.variants
+            .iter()
+            .position(|v| std::ptr::eq(v, chosen))
+            .and_then(|i| json.variants.get(i))
+    });
+    match (variant, evaluation.on) {
+        (Some((id, value)), _) => {
+            body.extend_from_slice(b",\"variant\":");
+            body.extend_from_slice(id);
+            body.extend_from_slice(b",\"value\":");
+            body.extend_from_slice(value);
+        }
+        (None, Some(true)) => body.extend_from_slice(b",\"variant\":\"on\",\"value\":true"),
+        (None, Some(false)) => body.extend_from_slice(b",\"variant\":\"off\",\"value\":false"),
+        (None, None) => {}
+    }
+    body.extend_from_slice(b",\"metadata\":");
+    body.extend_from_slice(&json.metadata);
+    body.push(b'}');
 }

@@ -307,6 +307,54 @@ async fn bulk_evaluation_answers_every_flag_with_an_etag_that_a_revalidation_mat
 }
 
 #[tokio::test]
+async fn each_flag_of_a_bulk_answer_is_what_its_own_evaluation_answers() {
+    let app = spawn_app(&[]).await;
+    flag(&app, "deal-banner", json!({})).await;
+    flag(&app, "off-banner", json!({"enabled": false})).await;
+    flag(&app, "half", json!({"rolloutPercentage": 50})).await;
+    flag(
+        &app,
+        "iberia",
+        json!({"targetSegments": {"country": {"$in": ["PT", "ES"]}}}),
+    )
+    .await;
+    flag(
+        &app,
+        "theme",
+        json!({"variants": [{"id": "sand", "weight": 50, "config": {"color": "#c2b280", "name": "Sand \"dune\""}}, {"id": "sea", "weight": 50}]}),
+    )
+    .await;
+    experiment(&app, "checkout-test", "running").await;
+    experiment(&app, "paused-test", "paused").await;
+    flag(
+        &app,
+        "broken",
+        json!({"variants": [{"id": "a", "weight": 10}]}),
+    )
+    .await;
+    for i in 0..20 {
+        let context = json!({"targetingKey": format!("user-{i}"), "country": if i % 2 == 0 { "PT" } else { "FR" }});
+
+        let (_, answer) = bulk(&app, context.clone(), None, StatusCode::OK).await;
+
+        for item in answer["flags"].as_array().expect("flags") {
+            let key = item["key"].as_str().expect("a key");
+            let expected = if key == "broken" {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            assert_eq!(
+                item,
+                &ofrep(&app, key, context.clone(), expected).await,
+                "{key} for {context}"
+            );
+        }
+        assert_eq!(answer["flags"].as_array().map(Vec::len), Some(8));
+    }
+}
+
+#[tokio::test]
 async fn a_bulk_evaluation_without_a_targeting_key_fails_only_the_flags_that_split() {
     let app = spawn_app(&[]).await;
     flag(&app, "deal-banner", json!({})).await;
