@@ -166,6 +166,15 @@ FROM unnest($4::text[], $5::text[], $6::text[]) AS n(flag, variant, id)
 ON CONFLICT DO NOTHING
 RETURNING "flagId", "variant", "assignedAt""#;
 
+/// [`INSERT_PARTICIPATIONS`] for one flag, the common case (one running
+/// experiment): a plain VALUES row costs PostgreSQL measurably less than
+/// the same row through unnest (bench/README.md, `bench/flags.sh`).
+const INSERT_PARTICIPATION: &str = r#"
+INSERT INTO "experiment_participations" ("id", "flagId", "userId", "sessionId", "variant", "assignedAt")
+VALUES ($6, $4, $1, $2, $5, $3)
+ON CONFLICT DO NOTHING
+RETURNING "flagId", "variant", "assignedAt""#;
+
 /// The visitor's recorded participations in `$1`, the user's row before
 /// the session's. By the same unique indexes.
 const RECORDED_PARTICIPATIONS: &str = r#"
@@ -197,30 +206,50 @@ pub async fn record(
     candidates: &[(String, String)],
 ) -> Result<Recorded, tokio_postgres::Error> {
     let mut recorded = Recorded::new();
-    if !candidates.is_empty() {
-        let (flags, variants): (Vec<&str>, Vec<&str>) = candidates
-            .iter()
-            .map(|(flag, variant)| (flag.as_str(), variant.as_str()))
-            .unzip();
-        let ids: Vec<String> = candidates.iter().map(|_| platform::ids::new_id()).collect();
-        let insert = client.prepare_cached(INSERT_PARTICIPATIONS).await?;
-        let now = platform::clock::now_millis();
-        for row in client
-            .query(
-                &insert,
-                &[
-                    &visitor.user_id,
-                    &visitor.session_id,
-                    &now,
-                    &flags,
-                    &variants,
-                    &ids,
-                ],
-            )
-            .await?
-        {
-            recorded.insert(row.get(0), (row.get(1), row.get(2), true));
+    let now = platform::clock::now_millis();
+    let inserted = match candidates {
+        [] => Vec::new(),
+        [(flag, variant)] => {
+            let insert = client.prepare_cached(INSERT_PARTICIPATION).await?;
+            let id = platform::ids::new_id();
+            client
+                .query(
+                    &insert,
+                    &[
+                        &visitor.user_id,
+                        &visitor.session_id,
+                        &now,
+                        flag,
+                        variant,
+                        &id,
+                    ],
+                )
+                .await?
         }
+        _ => {
+            let (flags, variants): (Vec<&str>, Vec<&str>) = candidates
+                .iter()
+                .map(|(flag, variant)| (flag.as_str(), variant.as_str()))
+                .unzip();
+            let ids: Vec<String> = candidates.iter().map(|_| platform::ids::new_id()).collect();
+            let insert = client.prepare_cached(INSERT_PARTICIPATIONS).await?;
+            client
+                .query(
+                    &insert,
+                    &[
+                        &visitor.user_id,
+                        &visitor.session_id,
+                        &now,
+                        &flags,
+                        &variants,
+                        &ids,
+                    ],
+                )
+                .await?
+        }
+    };
+    for row in inserted {
+        recorded.insert(row.get(0), (row.get(1), row.get(2), true));
     }
     let unanswered: Vec<&String> = running
         .iter()

@@ -221,8 +221,8 @@ fn success<'a>(flag: &'a Flag, evaluation: &Evaluation<'a>) -> FlagAnswer<'a> {
 }
 
 async fn read_body(request: Request) -> Result<(HeaderMap, Bytes), Response> {
-    let headers = request.headers().clone();
-    let body = axum::body::to_bytes(request.into_body(), MAX_CONTEXT_BYTES)
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_CONTEXT_BYTES)
         .await
         .map_err(|_| {
             platform::ApiError::PayloadTooLarge {
@@ -230,7 +230,7 @@ async fn read_body(request: Request) -> Result<(HeaderMap, Bytes), Response> {
             }
             .into_response()
         })?;
-    Ok((headers, body))
+    Ok((parts.headers, body))
 }
 
 #[utoipa::path(
@@ -307,7 +307,9 @@ fn write_canonical(value: &Value, digest: &mut Sha256) {
             keys.sort();
             digest.update(b"{");
             for key in keys {
-                digest.update(Value::String(key.clone()).to_string().as_bytes());
+                // The key as a JSON string: quoted and escaped, so that no
+                // key can imitate the structure around it.
+                serde_json::to_writer(&mut *digest, key).expect("hashing cannot fail");
                 digest.update(b":");
                 write_canonical(&map[key], digest);
                 digest.update(b",");
@@ -322,7 +324,7 @@ fn write_canonical(value: &Value, digest: &mut Sha256) {
             }
             digest.update(b"]");
         }
-        scalar => digest.update(scalar.to_string().as_bytes()),
+        scalar => serde_json::to_writer(&mut *digest, scalar).expect("hashing cannot fail"),
     }
 }
 

@@ -469,6 +469,32 @@ async fn assign_enrols_a_new_visitor_once_in_the_variant_ofrep_gives_them() {
 }
 
 #[tokio::test]
+async fn assign_enrols_a_visitor_in_every_running_experiment_at_once_and_only_in_those_named() {
+    let app = spawn_app(&[]).await;
+    for key in ["a-test", "b-test", "c-test"] {
+        experiment(&app, key, "running").await;
+    }
+
+    let named = assign(
+        &app,
+        json!({"sessionId": "s1", "flags": ["b-test"]}),
+        StatusCode::OK,
+    )
+    .await;
+    let all = assign(&app, json!({"sessionId": "s1"}), StatusCode::OK).await;
+
+    assert_eq!(named["assignments"].as_array().map(Vec::len), Some(1));
+    let new: Vec<(&str, bool)> = all["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .map(|a| (a["flagKey"].as_str().unwrap_or_default(), a["new"] == true))
+        .collect();
+    assert_eq!(new, [("a-test", true), ("b-test", false), ("c-test", true)]);
+    assert_eq!(participations(&app).await.len(), 3);
+}
+
+#[tokio::test]
 async fn a_recorded_variant_is_kept_when_the_weights_change_later() {
     let app = spawn_app(&[("FLAG_CACHE_SECONDS", "0")]).await;
     experiment(&app, "checkout-test", "running").await;
