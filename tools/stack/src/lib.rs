@@ -21,9 +21,10 @@ pub fn openapi() -> OpenApi {
         .title("Travel deals: serverless backend")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
-            "The public intake (analytics events, Web Vitals, browser errors), the admin API \
+            "The public intake (analytics events, Web Vitals, browser errors, flag evaluation, experiments), the admin API \
              and health, each an AWS Lambda function behind one API Gateway. Every error answer \
-             has the shape of `ErrorBody`; a field at fault is named in `error.field`.",
+             has the shape of `ErrorBody`; a field at fault is named in `error.field`. The OFREP \
+             routes answer evaluation errors in the protocol's own shape (`errorCode`).",
         ))
         .build();
     doc
@@ -66,21 +67,24 @@ impl Stack {
 
     async fn dispatch(&self, request: Request) -> Response {
         let path = request.uri().path();
-        let function =
-            if path.starts_with("/api/analytics/") || path.starts_with("/api/monitoring/") {
-                self.events.router()
-            } else if path.starts_with("/api/admin/") {
-                self.admin.router()
-            } else if path.starts_with("/api/health") || path == "/api/openapi.json" {
-                self.health.router()
-            } else if is_sentry_path(path) {
-                self.events.router()
-            } else {
-                return platform::http::finish("stack", Router::new())
-                    .oneshot(request)
-                    .await
-                    .unwrap_or_else(|never| match never {});
-            };
+        let function = if path.starts_with("/api/analytics/")
+            || path.starts_with("/api/monitoring/")
+            || path.starts_with("/api/experiments/")
+            || path.starts_with("/ofrep/")
+        {
+            self.events.router()
+        } else if path.starts_with("/api/admin/") {
+            self.admin.router()
+        } else if path.starts_with("/api/health") || path == "/api/openapi.json" {
+            self.health.router()
+        } else if is_sentry_path(path) {
+            self.events.router()
+        } else {
+            return platform::http::finish("stack", Router::new())
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {});
+        };
         match function.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
