@@ -481,7 +481,7 @@ mod tests {
         let evaluation = flag.evaluate(&json!({}), None).expect("evaluates");
         assert_eq!(evaluation.reason, Reason::Static);
         assert_eq!(evaluation.value(), Some(json!(true)));
-        assert_eq!(evaluation.variant_name().as_deref(), Some("on"));
+        assert_eq!(evaluation.variant_name(), Some("on"));
     }
 
     #[test]

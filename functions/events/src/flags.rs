@@ -38,8 +38,15 @@ pub struct FlagJson {
     pub key: Box<[u8]>,
     /// The metadata object.
     pub metadata: Box<[u8]>,
-    /// Per variant, in order: its id and its value, each as JSON.
-    pub variants: Vec<(Box<[u8]>, Box<[u8]>)>,
+    /// Per variant, in order.
+    pub variants: Vec<VariantJson>,
+}
+
+/// A variant's id and value, each as JSON.
+#[derive(Debug, Clone)]
+pub struct VariantJson {
+    pub id: Box<[u8]>,
+    pub value: Box<[u8]>,
 }
 
 fn json_bytes(value: &impl serde::Serialize) -> Box<[u8]> {
@@ -61,7 +68,10 @@ impl FlagJson {
             variants: flag
                 .variants
                 .iter()
-                .map(|v| (json_bytes(&v.id), json_bytes(&v.value())))
+                .map(|v| VariantJson {
+                    id: json_bytes(&v.id),
+                    value: json_bytes(&v.value()),
+                })
                 .collect(),
         }
     }

@@ -418,7 +418,7 @@ pub fn bulk_body(snapshot: &Snapshot, context: &Context) -> Vec<u8> {
         }
     }
     body.extend_from_slice(b"],\"metadata\":{\"version\":\"");
-    body.extend_from_slice(snapshot.version[..16].as_bytes());
+    body.extend_from_slice(&snapshot.version.as_bytes()[..16]);
     body.extend_from_slice(b"\"}}");
     body
 }
@@ -440,11 +440,11 @@ fn write_success(body: &mut Vec<u8>, flag: &Flag, json: &FlagJson, evaluation: &
             .and_then(|i| json.variants.get(i))
     });
     match (variant, evaluation.on) {
-        (Some((id, value)), _) => {
+        (Some(variant), _) => {
             body.extend_from_slice(b",\"variant\":");
-            body.extend_from_slice(id);
+            body.extend_from_slice(&variant.id);
             body.extend_from_slice(b",\"value\":");
-            body.extend_from_slice(value);
+            body.extend_from_slice(&variant.value);
         }
         (None, Some(true)) => body.extend_from_slice(b",\"variant\":\"on\",\"value\":true"),
         (None, Some(false)) => body.extend_from_slice(b",\"variant\":\"off\",\"value\":false"),
