@@ -9,6 +9,7 @@
 
 use chrono::NaiveDateTime;
 use futures_util::TryStreamExt;
+use platform::json::storable;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
@@ -148,17 +149,8 @@ impl Entry {
     }
 }
 
-/// `text` as PostgreSQL text can hold it: U+0000 becomes U+FFFD (the
-/// replacement character, visibly not what was sent), and at most `max`
-/// characters are kept.
-fn storable(text: &str, max: usize) -> String {
-    text.chars()
-        .take(max)
-        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
-        .collect()
-}
-
-/// `value` with every string and key made storable (see [`storable`];
+/// `value` with every string and key made storable (see
+/// [`platform::json::storable`];
 /// values are not cut: a change's before and after are kept whole).
 fn storable_json(value: Value) -> Value {
     match value {

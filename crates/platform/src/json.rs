@@ -31,6 +31,17 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// `text` as PostgreSQL text can hold it: U+0000 becomes U+FFFD (the
+/// replacement character, visibly not what was sent), and at most `max`
+/// characters are kept. For text a client sent that is stored rather than
+/// refused (an audit row's, a Sentry event's).
+pub fn storable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+        .collect()
+}
+
 /// The path of the first string (or key) of `value` holding U+0000, which
 /// PostgreSQL text and jsonb cannot store: `events[3].eventData.note`.
 pub fn nul_field(value: &serde_json::Value) -> Option<String> {
@@ -96,6 +107,12 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storable_text_has_no_nul_and_at_most_max_characters() {
+        assert_eq!(storable("a\0bcd", 3), "a\u{FFFD}b");
+        assert_eq!(storable("éé", 5), "éé");
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

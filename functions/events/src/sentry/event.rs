@@ -22,6 +22,7 @@ use crate::{
     fingerprint,
 };
 use platform::ApiError;
+use platform::json::storable;
 
 pub const MAX_RELEASE_CHARS: usize = 200;
 pub const MAX_ENVIRONMENT_CHARS: usize = 64;
@@ -34,14 +35,6 @@ pub struct SentryEvent {
     pub release: Option<String>,
     pub environment: Option<String>,
     pub error: NewError,
-}
-
-/// `text` as PostgreSQL text can hold it, at most `max` characters.
-fn storable(text: &str, max: usize) -> String {
-    text.chars()
-        .take(max)
-        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
-        .collect()
 }
 
 fn string(value: Option<&Value>) -> Option<&str> {
