@@ -69,14 +69,55 @@ const ASSUMED_SLICE_LINKS_PER_SECOND: f64 = 10_000.0;
 /// A slice shorter than this is not worth starting.
 const MIN_SLICE_LINKS: i64 = 10_000;
 
-/// The links a slice can walk in `left` at `pace` links per second, with a
-/// fifth held back, at most [`SLICE_LINKS`]; `None` when too few to start.
-fn slice_links(pace: f64, left: std::time::Duration) -> Option<i64> {
-    let affordable = (pace * left.as_secs_f64() * 0.8).clamp(0.0, SLICE_LINKS as f64);
-    // Within 0..=SLICE_LINKS by the clamp, so the cast cannot truncate.
+/// How long the maintenance's incremental verification may take, of
+/// [`MAINTENANCE_BUDGET`]: it walks in chunks sized to end within it, each
+/// with its own checkpoint, so a chain far ahead of its newest checkpoint
+/// (a first deploy onto a large trail) is caught up over several runs
+/// rather than in one that the function's 30 s limit would cut short, and
+/// lose.
+pub const INCREMENTAL_BUDGET: std::time::Duration = std::time::Duration::from_secs(14);
+
+/// The links a walk can take in `left` at `pace` links per second, with a
+/// fifth held back, at most `most`; `None` when too few to start.
+fn links_within(pace: f64, left: std::time::Duration, most: i64) -> Option<i64> {
+    #[allow(clippy::cast_precision_loss)]
+    let affordable = (pace * left.as_secs_f64() * 0.8).clamp(0.0, most as f64);
+    // Within 0..=most by the clamp, so the cast cannot truncate.
     #[allow(clippy::cast_possible_truncation)]
     let links = affordable as i64;
     (links >= MIN_SLICE_LINKS).then_some(links)
+}
+
+/// The links a slice can walk in `left` (see [`links_within`]), at most
+/// [`SLICE_LINKS`].
+fn slice_links(pace: f64, left: std::time::Duration) -> Option<i64> {
+    links_within(pace, left, SLICE_LINKS)
+}
+
+/// The links the next chunk of incremental verification can walk in
+/// `left`, at most [`INCREMENTAL_LINKS`].
+fn incremental_links(pace: f64, left: std::time::Duration) -> Option<i64> {
+    links_within(pace, left, INCREMENTAL_LINKS)
+}
+
+/// Two consecutive verifications as one report: the second went on from
+/// where the first stopped.
+fn then(first: audit::Verification, next: audit::Verification) -> audit::Verification {
+    let mut problems = first.problems;
+    problems.extend(next.problems);
+    problems.truncate(audit::MAX_LISTED_PROBLEMS);
+    audit::Verification {
+        intact: first.intact && next.intact,
+        links: first.links + next.links,
+        problem_count: first.problem_count + next.problem_count,
+        problems,
+        head_hash: next.head_hash.or(first.head_hash),
+        first_seq: first.first_seq.or(next.first_seq),
+        head_seq: next.head_seq.or(first.head_seq),
+        from_seq: first.from_seq,
+        complete: next.complete,
+        pass: next.pass.or(first.pass),
+    }
 }
 
 impl Command {
@@ -179,7 +220,8 @@ fn report_verification(report: &audit::Verification) {
 }
 
 /// What the schedule runs: closes refusal windows (their counts enter the
-/// trail), verifies what was appended since the newest checkpoint, then
+/// trail), verifies what was appended since the newest checkpoint (in
+/// chunks sized to end within [`INCREMENTAL_BUDGET`]), then
 /// goes on with the full re-verification under way (or starts one) in
 /// slices sized to end within [`MAINTENANCE_BUDGET`], at the pace the
 /// run's last slice kept. A chain of ten million links is walked in full
@@ -187,10 +229,35 @@ fn report_verification(report: &audit::Verification) {
 async fn maintain(client: &mut deadpool_postgres::Client) -> anyhow::Result<Value> {
     let started = std::time::Instant::now();
     let flushed = audit::flush_refusal_windows(client).await?;
-    let incremental = audit::verify_incremental(client, INCREMENTAL_LINKS).await?;
-    report_verification(&incremental);
+    let mut pace = ASSUMED_SLICE_LINKS_PER_SECOND;
+    let mut incremental: Option<audit::Verification> = None;
+    while let Some(links) =
+        incremental_links(pace, INCREMENTAL_BUDGET.saturating_sub(started.elapsed()))
+    {
+        let chunk_started = std::time::Instant::now();
+        let chunk = audit::verify_incremental(client, links).await?;
+        let took = chunk_started.elapsed().as_secs_f64();
+        if chunk.links > 0 && took > 0.0 {
+            #[allow(clippy::cast_precision_loss)]
+            let links = chunk.links as f64;
+            pace = links / took;
+        }
+        let done = chunk.complete || !chunk.intact || chunk.links == 0;
+        incremental = Some(match incremental {
+            Some(before) => then(before, chunk),
+            None => chunk,
+        });
+        if done {
+            break;
+        }
+    }
+    if let Some(incremental) = &incremental {
+        report_verification(incremental);
+    }
     let mut slices = Vec::new();
     let mut pass = audit::unfinished_pass(&***client).await?;
+    // Slices walk slower than incremental chunks (they also look for rows
+    // without a link): their pace is measured afresh.
     let mut pace = ASSUMED_SLICE_LINKS_PER_SECOND;
     while let Some(links) = slice_links(pace, MAINTENANCE_BUDGET.saturating_sub(started.elapsed()))
     {
@@ -275,6 +342,48 @@ mod tests {
             Some(192_000)
         );
         assert_eq!(slice_links(1e9, MAINTENANCE_BUDGET), Some(SLICE_LINKS));
+    }
+
+    #[test]
+    fn an_incremental_chunk_is_sized_to_its_budget_and_capped() {
+        use std::time::Duration;
+        assert_eq!(
+            incremental_links(24_000.0, INCREMENTAL_BUDGET),
+            Some(268_800)
+        );
+        assert_eq!(
+            incremental_links(1e9, INCREMENTAL_BUDGET),
+            Some(INCREMENTAL_LINKS)
+        );
+        assert_eq!(
+            incremental_links(24_000.0, Duration::from_millis(300)),
+            None
+        );
+        assert!(INCREMENTAL_BUDGET < MAINTENANCE_BUDGET);
+    }
+
+    #[test]
+    fn chunks_of_one_verification_report_as_one() {
+        let chunk = |from: i64, to: i64, intact: bool, complete: bool| audit::Verification {
+            intact,
+            links: u64::try_from(to - from).unwrap_or(0),
+            problem_count: u64::from(!intact),
+            problems: Vec::new(),
+            head_hash: Some(format!("h{to}")),
+            first_seq: Some(from + 1),
+            head_seq: Some(to),
+            from_seq: from,
+            complete,
+            pass: None,
+        };
+        let both = then(chunk(0, 100, true, false), chunk(100, 150, false, true));
+        assert_eq!((both.links, both.problem_count), (150, 1));
+        assert_eq!(
+            (both.from_seq, both.first_seq, both.head_seq),
+            (0, Some(1), Some(150))
+        );
+        assert_eq!(both.head_hash.as_deref(), Some("h150"));
+        assert!(!both.intact && both.complete);
     }
 
     #[test]
