@@ -69,6 +69,28 @@ const ASSUMED_SLICE_LINKS_PER_SECOND: f64 = 10_000.0;
 /// A slice shorter than this is not worth starting.
 const MIN_SLICE_LINKS: i64 = 10_000;
 
+/// How long the ids of Sentry events are kept (`bundle.sentry_events`):
+/// they exist so that an SDK's retry, within minutes or hours, is counted
+/// once; a month covers any retry, and the table stays bounded.
+pub const SENTRY_EVENT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
+/// Most expired Sentry event ids one run deletes: a first run over a large
+/// backlog stays short, and the next runs finish it.
+pub const SENTRY_EVENTS_PRUNED_PER_RUN: i64 = 50_000;
+
+/// Deletes Sentry event ids older than [`SENTRY_EVENT_RETENTION`], at most
+/// [`SENTRY_EVENTS_PRUNED_PER_RUN`]; by the index on "receivedAt".
+async fn prune_sentry_events(client: &deadpool_postgres::Client) -> anyhow::Result<u64> {
+    let before = platform::clock::now_millis() - SENTRY_EVENT_RETENTION;
+    let pruned = client
+        .execute(
+            r#"DELETE FROM "bundle"."sentry_events" WHERE "eventId" IN (
+                   SELECT "eventId" FROM "bundle"."sentry_events" WHERE "receivedAt" < $1 LIMIT $2)"#,
+            &[&before, &SENTRY_EVENTS_PRUNED_PER_RUN],
+        )
+        .await?;
+    Ok(pruned)
+}
+
 /// How long the maintenance's incremental verification may take, of
 /// [`MAINTENANCE_BUDGET`]: it walks in chunks sized to end within it, each
 /// with its own checkpoint, so a chain far ahead of its newest checkpoint
@@ -225,7 +247,7 @@ fn report_verification(report: &audit::Verification) {
 /// goes on with the full re-verification under way (or starts one) in
 /// slices sized to end within [`MAINTENANCE_BUDGET`], at the pace the
 /// run's last slice kept. A chain of ten million links is walked in full
-/// in about two days of hourly runs.
+/// in about a day of hourly runs. Last, it prunes expired Sentry event ids.
 async fn maintain(client: &mut deadpool_postgres::Client) -> anyhow::Result<Value> {
     let started = std::time::Instant::now();
     let flushed = audit::flush_refusal_windows(client).await?;
@@ -275,10 +297,13 @@ async fn maintain(client: &mut deadpool_postgres::Client) -> anyhow::Result<Valu
             break;
         }
     }
+    // Last: housekeeping must not take the audit trail's time.
+    let sentry_event_ids_pruned = prune_sentry_events(client).await?;
     Ok(json!({
         "refusalWindowsClosed": flushed,
         "incremental": incremental,
         "fullPassSlices": slices,
+        "sentryEventIdsPruned": sentry_event_ids_pruned,
     }))
 }
 

@@ -409,3 +409,34 @@ async fn an_open_window_is_not_closed_by_the_schedule() {
     assert_eq!(closed, 0);
     assert_eq!(refusal_rows(&app).await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_hourly_run_prunes_sentry_event_ids_past_their_retention_and_keeps_the_rest() {
+    let app = spawn_app().await;
+    app.client
+        .batch_execute(
+            r#"INSERT INTO "bundle"."sentry_events" ("eventId", "projectId", "errorLogId", "receivedAt") VALUES
+                 ('00000000-0000-4000-8000-000000000001', 42, 'e1', now() - interval '31 days'),
+                 ('00000000-0000-4000-8000-000000000002', 42, 'e1', now() - interval '29 days'),
+                 ('00000000-0000-4000-8000-000000000003', 42, 'e1', now())"#,
+        )
+        .await
+        .expect("event ids");
+
+    let outcome = platform::lambda::invoke(
+        &app.function,
+        lambda_runtime::LambdaEvent::new(
+            testkit::fixture("eventbridge-schedule.json"),
+            lambda_runtime::Context::default(),
+        ),
+    )
+    .await
+    .expect("the scheduled run");
+
+    assert_eq!(outcome["sentryEventIdsPruned"], 1, "{outcome}");
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "bundle"."sentry_events""#)
+            .await,
+        2
+    );
+}
