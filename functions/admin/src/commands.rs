@@ -54,8 +54,9 @@ pub enum VerifyMode {
     Slice,
 }
 
-/// Links one incremental verification walks at most (23 s at 10 million
-/// rows here: bench/README.md).
+/// Links one chunk of incremental verification walks at most (16.5-23 s
+/// here, at 10 and 2 million rows: bench/README.md; the route and the
+/// hourly run size their chunks by time, [`INCREMENTAL_BUDGET`]).
 pub const INCREMENTAL_LINKS: i64 = 400_000;
 /// Links of one slice of a full pass at most (16 s at 10 million rows
 /// here: a slice also looks for rows without a link in its time range).
@@ -120,6 +121,42 @@ fn slice_links(pace: f64, left: std::time::Duration) -> Option<i64> {
 /// `left`, at most [`INCREMENTAL_LINKS`].
 fn incremental_links(pace: f64, left: std::time::Duration) -> Option<i64> {
     links_within(pace, left, INCREMENTAL_LINKS)
+}
+
+/// Verifies what was appended since the newest checkpoint, in chunks
+/// sized to end within `budget` at the pace the previous chunk kept, each
+/// recording its checkpoint (see [`INCREMENTAL_BUDGET`]); the chunks'
+/// reports as one. At least one chunk runs.
+pub async fn verify_incremental_within(
+    client: &mut deadpool_postgres::Client,
+    budget: std::time::Duration,
+) -> Result<audit::Verification, tokio_postgres::Error> {
+    let started = std::time::Instant::now();
+    let mut pace = ASSUMED_SLICE_LINKS_PER_SECOND;
+    let mut links = incremental_links(pace, budget).unwrap_or(MIN_SLICE_LINKS);
+    let mut report: Option<audit::Verification> = None;
+    loop {
+        let chunk_started = std::time::Instant::now();
+        let chunk = audit::verify_incremental(client, links).await?;
+        let took = chunk_started.elapsed().as_secs_f64();
+        if chunk.links > 0 && took > 0.0 {
+            #[allow(clippy::cast_precision_loss)]
+            let walked = chunk.links as f64;
+            pace = walked / took;
+        }
+        let done = chunk.complete || !chunk.intact || chunk.links == 0;
+        let so_far = match report {
+            Some(before) => then(before, chunk),
+            None => chunk,
+        };
+        match incremental_links(pace, budget.saturating_sub(started.elapsed())) {
+            Some(next) if !done => {
+                links = next;
+                report = Some(so_far);
+            }
+            _ => return Ok(so_far),
+        }
+    }
 }
 
 /// Two consecutive verifications as one report: the second went on from
@@ -251,31 +288,8 @@ fn report_verification(report: &audit::Verification) {
 async fn maintain(client: &mut deadpool_postgres::Client) -> anyhow::Result<Value> {
     let started = std::time::Instant::now();
     let flushed = audit::flush_refusal_windows(client).await?;
-    let mut pace = ASSUMED_SLICE_LINKS_PER_SECOND;
-    let mut incremental: Option<audit::Verification> = None;
-    while let Some(links) =
-        incremental_links(pace, INCREMENTAL_BUDGET.saturating_sub(started.elapsed()))
-    {
-        let chunk_started = std::time::Instant::now();
-        let chunk = audit::verify_incremental(client, links).await?;
-        let took = chunk_started.elapsed().as_secs_f64();
-        if chunk.links > 0 && took > 0.0 {
-            #[allow(clippy::cast_precision_loss)]
-            let links = chunk.links as f64;
-            pace = links / took;
-        }
-        let done = chunk.complete || !chunk.intact || chunk.links == 0;
-        incremental = Some(match incremental {
-            Some(before) => then(before, chunk),
-            None => chunk,
-        });
-        if done {
-            break;
-        }
-    }
-    if let Some(incremental) = &incremental {
-        report_verification(incremental);
-    }
+    let incremental = verify_incremental_within(client, INCREMENTAL_BUDGET).await?;
+    report_verification(&incremental);
     let mut slices = Vec::new();
     let mut pass = audit::unfinished_pass(&***client).await?;
     // Slices walk slower than incremental chunks (they also look for rows

@@ -334,7 +334,9 @@ pub async fn verify(
             if query.pass.is_some() {
                 return Err(ApiError::invalid_field("pass", "goes with mode=slice only"));
             }
-            audit::verify_incremental(client, crate::commands::INCREMENTAL_LINKS).await
+            // Sized to API Gateway's 30 s like the hourly run's.
+            crate::commands::verify_incremental_within(client, crate::commands::INCREMENTAL_BUDGET)
+                .await
         }
         Some("slice") => {
             audit::verify_slice(client, query.pass.as_deref(), crate::commands::SLICE_LINKS).await
