@@ -135,21 +135,12 @@ pub struct Evaluation<'a> {
 }
 
 impl<'a> Evaluation<'a> {
-    /// What is served, borrowed.
-    pub fn served(&self) -> Option<Served<'a>> {
-        match (self.variant, self.on) {
-            (Some(variant), _) => Some(Served::Variant(variant)),
-            (None, Some(on)) => Some(Served::Bool(on)),
-            (None, None) => None,
-        }
-    }
-
     /// What is served, as an owned value.
     pub fn value(&self) -> Option<Value> {
-        self.served().map(|served| match served {
-            Served::Bool(on) => Value::Bool(on),
-            Served::Variant(variant) => variant.value(),
-        })
+        match (self.variant, self.on) {
+            (Some(variant), _) => Some(variant.value()),
+            (None, on) => on.map(Value::Bool),
+        }
     }
 
     /// The variant's name for OpenFeature: a boolean flag's `on`/`off`.
@@ -159,26 +150,6 @@ impl<'a> Evaluation<'a> {
             (None, Some(true)) => Some("on"),
             (None, Some(false)) => Some("off"),
             (None, None) => None,
-        }
-    }
-}
-
-/// A served value by reference: serializes as the value itself.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Served<'a> {
-    Bool(bool),
-    /// The variant's `config`, or its id.
-    Variant(&'a Variant),
-}
-
-impl Serialize for Served<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Bool(on) => serializer.serialize_bool(*on),
-            Self::Variant(variant) => match &variant.config {
-                Some(config) if !config.is_null() => config.serialize(serializer),
-                _ => serializer.serialize_str(&variant.id),
-            },
         }
     }
 }

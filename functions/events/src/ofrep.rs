@@ -24,7 +24,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use experiments::flag::{Evaluation, Flag, Served, TargetingKeyMissing};
+use experiments::flag::{Evaluation, Flag, TargetingKeyMissing};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -36,40 +36,19 @@ use crate::flags::{Entry, FlagJson, Snapshot};
 /// The largest evaluation request: a context is a handful of attributes.
 pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 
-/// One flag's evaluation, or why it failed. Borrows from the flags and
-/// the request: a bulk answer is written without copying any value.
+/// Why a flag, or the whole request, could not be evaluated: the
+/// protocol's failure shape, `{key?, errorCode, errorDetails}`.
 #[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum FlagAnswer<'a> {
-    Success {
-        key: &'a str,
-        reason: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        variant: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        value: Option<Served<'a>>,
-        metadata: Metadata,
-    },
-    Failure {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key: Option<&'a str>,
-        #[serde(rename = "errorCode")]
-        error_code: &'static str,
-        #[serde(rename = "errorDetails")]
-        error_details: String,
-    },
-}
-
-/// A flag's metadata (OFREP allows booleans, strings and numbers only).
-#[derive(Debug, Default, Serialize)]
-pub struct Metadata {
+pub struct Failure<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    experiment: Option<bool>,
-    #[serde(rename = "experimentStatus", skip_serializing_if = "Option::is_none")]
-    experiment_status: Option<&'static str>,
+    key: Option<&'a str>,
+    #[serde(rename = "errorCode")]
+    error_code: &'static str,
+    #[serde(rename = "errorDetails")]
+    error_details: String,
 }
 
-/// [`FlagAnswer`] in the API description.
+/// A flag's answer, success or [`Failure`], in the API description.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct FlagEvaluation {
@@ -91,9 +70,9 @@ struct FlagEvaluation {
     error_details: Option<String>,
 }
 
-impl<'a> FlagAnswer<'a> {
-    fn failure(key: Option<&'a str>, code: &'static str, details: impl Into<String>) -> Self {
-        Self::Failure {
+impl<'a> Failure<'a> {
+    fn new(key: Option<&'a str>, code: &'static str, details: impl Into<String>) -> Self {
+        Self {
             key,
             error_code: code,
             error_details: details.into(),
@@ -101,18 +80,15 @@ impl<'a> FlagAnswer<'a> {
     }
 
     fn status(&self) -> StatusCode {
-        match self {
-            Self::Success { .. } => StatusCode::OK,
-            Self::Failure {
-                error_code: "FLAG_NOT_FOUND",
-                ..
-            } => StatusCode::NOT_FOUND,
-            Self::Failure { .. } => StatusCode::BAD_REQUEST,
+        if self.error_code == "FLAG_NOT_FOUND" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
         }
     }
 }
 
-impl IntoResponse for FlagAnswer<'_> {
+impl IntoResponse for Failure<'_> {
     fn into_response(self) -> Response {
         (self.status(), Json(self)).into_response()
     }
@@ -165,40 +141,38 @@ pub fn read_context(headers: &HeaderMap, body: &[u8]) -> Result<Context, (&'stat
     })
 }
 
-fn metadata(flag: &Flag) -> Metadata {
-    if flag.is_experiment {
-        Metadata {
-            experiment: Some(true),
-            experiment_status: Some(flag.status.as_str()),
-        }
-    } else {
-        Metadata::default()
-    }
-}
-
-/// The answer for `key` in `context`.
-pub fn evaluate<'a>(snapshot: &'a Snapshot, key: &'a str, context: &Context) -> FlagAnswer<'a> {
-    let flag = match snapshot.get(key) {
-        None => {
-            return FlagAnswer::failure(
-                Some(key),
-                "FLAG_NOT_FOUND",
-                format!("flag {key:?} was not found"),
-            );
-        }
-        Some(Entry::Unusable { problem }) => {
-            return FlagAnswer::failure(Some(key), "GENERAL", problem.clone());
-        }
-        Some(Entry::Ready(flag, _)) => flag,
-    };
-    match flag.evaluate(&context.attributes, context.targeting_key.as_deref()) {
-        Ok(evaluation) => success(flag, &evaluation),
-        Err(TargetingKeyMissing) => FlagAnswer::failure(
+/// Writes `key`'s answer in `context` to `body`: a success put together
+/// from the parts written when the flags were read ([`FlagJson`]), else
+/// the protocol's failure. Returns the status the answer has on its own.
+pub fn write_flag(
+    body: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    key: &str,
+    context: &Context,
+) -> StatusCode {
+    let failure = match snapshot.get(key) {
+        None => Failure::new(
             Some(key),
-            "TARGETING_KEY_MISSING",
-            "this flag splits visitors: context.targetingKey is required (the visitor's userId, else sessionId)",
+            "FLAG_NOT_FOUND",
+            format!("flag {key:?} was not found"),
         ),
-    }
+        Some(Entry::Unusable { problem }) => Failure::new(Some(key), "GENERAL", problem.clone()),
+        Some(Entry::Ready(flag, json)) => {
+            match flag.evaluate(&context.attributes, context.targeting_key.as_deref()) {
+                Ok(evaluation) => {
+                    write_success(body, flag, json, &evaluation);
+                    return StatusCode::OK;
+                }
+                Err(TargetingKeyMissing) => Failure::new(
+                    Some(key),
+                    "TARGETING_KEY_MISSING",
+                    "this flag splits visitors: context.targetingKey is required (the visitor's userId, else sessionId)",
+                ),
+            }
+        }
+    };
+    serde_json::to_writer(&mut *body, &failure).expect("failures serialise");
+    failure.status()
 }
 
 fn reason(evaluation: &Evaluation<'_>) -> &'static str {
@@ -207,16 +181,6 @@ fn reason(evaluation: &Evaluation<'_>) -> &'static str {
         experiments::flag::Reason::TargetingMatch => "TARGETING_MATCH",
         experiments::flag::Reason::Split => "SPLIT",
         experiments::flag::Reason::Disabled => "DISABLED",
-    }
-}
-
-fn success<'a>(flag: &'a Flag, evaluation: &Evaluation<'a>) -> FlagAnswer<'a> {
-    FlagAnswer::Success {
-        key: &flag.key,
-        reason: reason(evaluation),
-        variant: evaluation.variant_name(),
-        value: evaluation.served(),
-        metadata: metadata(flag),
     }
 }
 
@@ -260,11 +224,23 @@ pub async fn evaluate_one(
     let context = match read_context(&headers, &body) {
         Ok(context) => context,
         Err((code, details)) => {
-            return FlagAnswer::failure(Some(&key), code, details).into_response();
+            return Failure::new(Some(&key), code, details).into_response();
         }
     };
     match state.flags.snapshot().await {
-        Ok(snapshot) => evaluate(&snapshot, &key, &context).into_response(),
+        Ok(snapshot) => {
+            let mut body = Vec::with_capacity(256);
+            let status = write_flag(&mut body, &snapshot, &key, &context);
+            (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response()
+        }
         Err(error) => error.into_response(),
     }
 }
@@ -276,15 +252,6 @@ struct BulkEvaluation {
     flags: Vec<FlagEvaluation>,
     #[schema(value_type = Object)]
     metadata: Value,
-}
-
-/// A bulk failure: the whole request was unusable.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BulkFailure {
-    #[serde(rename = "errorCode")]
-    pub error_code: &'static str,
-    #[serde(rename = "errorDetails")]
-    pub error_details: String,
 }
 
 /// The ETag of a bulk answer: the flags' configuration and the context.
@@ -350,7 +317,7 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     responses(
         (status = 200, description = "Every flag, evaluated.", body = BulkEvaluation, headers(("ETag" = String))),
         (status = 304, description = "Nothing changed since the ETag given."),
-        (status = 400, description = "PARSE_ERROR or INVALID_CONTEXT.", body = BulkFailure),
+        (status = 400, description = "PARSE_ERROR or INVALID_CONTEXT.", body = FlagEvaluation),
         platform::api_doc::TooLarge, platform::api_doc::Unavailable,
     )
 )]
@@ -362,14 +329,7 @@ pub async fn evaluate_all(State(state): State<AppState>, request: Request) -> Re
     let context = match read_context(&headers, &body) {
         Ok(context) => context,
         Err((code, details)) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(BulkFailure {
-                    error_code: code,
-                    error_details: details,
-                }),
-            )
-                .into_response();
+            return Failure::new(None, code, details).into_response();
         }
     };
     let snapshot = match state.flags.snapshot().await {
@@ -395,36 +355,21 @@ pub async fn evaluate_all(State(state): State<AppState>, request: Request) -> Re
         .into_response()
 }
 
-/// The bulk answer's bytes: each flag's answer put together from its
-/// parts written when the flags were read ([`FlagJson`]), the same JSON
-/// [`FlagAnswer`] gives (tests compare the two).
+/// The bulk answer's bytes: every flag's answer as [`write_flag`] writes
+/// it, by key.
 pub fn bulk_body(snapshot: &Snapshot, context: &Context) -> Vec<u8> {
     let mut body = Vec::with_capacity(128 * snapshot.flags.len() + 64);
     body.extend_from_slice(b"{\"flags\":[");
-    for (n, (key, entry)) in snapshot.flags.iter().enumerate() {
+    for (n, key) in snapshot.flags.keys().enumerate() {
         if n > 0 {
             body.push(b',');
         }
-        let (flag, json) = match entry {
-            Entry::Ready(flag, json) => (flag, json),
-            Entry::Unusable { .. } => {
-                write_answer(&mut body, &evaluate(snapshot, key, context));
-                continue;
-            }
-        };
-        match flag.evaluate(&context.attributes, context.targeting_key.as_deref()) {
-            Ok(evaluation) => write_success(&mut body, flag, json, &evaluation),
-            Err(_) => write_answer(&mut body, &evaluate(snapshot, key, context)),
-        }
+        write_flag(&mut body, snapshot, key, context);
     }
     body.extend_from_slice(b"],\"metadata\":{\"version\":\"");
     body.extend_from_slice(&snapshot.version.as_bytes()[..16]);
     body.extend_from_slice(b"\"}}");
     body
-}
-
-fn write_answer(body: &mut Vec<u8>, answer: &FlagAnswer<'_>) {
-    serde_json::to_writer(body, answer).expect("answers serialise");
 }
 
 fn write_success(body: &mut Vec<u8>, flag: &Flag, json: &FlagJson, evaluation: &Evaluation<'_>) {
