@@ -29,7 +29,7 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 
-use crate::flags::{self, FlagView, SELECT_FLAG};
+use crate::flags::{self, FlagView};
 
 /// One variant's numbers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -390,7 +390,7 @@ async fn transition(
                                  "winningVariant" = CASE WHEN $5 THEN $7 ELSE "winningVariant" END
                              WHERE "id" = $1 RETURNING *)
                            {} "#,
-                        SELECT_FLAG.replace(r#"FROM "feature_flags""#, "FROM changed")
+                        flags::select_flag_from("changed")
                     ),
                     &[
                         &current.id,

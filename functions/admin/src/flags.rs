@@ -39,6 +39,13 @@ pub(crate) const SELECT_FLAG: &str = r#"SELECT "id", "key", "name", "description
     "createdAt", "updatedAt", "startedAt", "completedAt"
     FROM "feature_flags""#;
 
+/// [`SELECT_FLAG`] reading from `relation` (a CTE of the statement, named
+/// by this code, never by a caller) instead of the table: a change answers
+/// with the row it wrote, in one statement.
+pub(crate) fn select_flag_from(relation: &str) -> String {
+    SELECT_FLAG.replace(r#"FROM "feature_flags""#, &format!("FROM {relation}"))
+}
+
 /// A flag as the admin API shows it: every column of `feature_flags`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -573,7 +580,7 @@ pub async fn create(
                              ON CONFLICT ("key") DO NOTHING
                              RETURNING *)
                            {} "#,
-                        SELECT_FLAG.replace(r#"FROM "feature_flags""#, "FROM inserted")
+                        select_flag_from("inserted")
                     ),
                     &[
                         &platform::ids::new_id(),
@@ -652,7 +659,7 @@ pub async fn update(
                                  "minimumSampleSize" = $11, "updatedAt" = $12
                              WHERE "id" = $1 RETURNING *)
                            {} "#,
-                        SELECT_FLAG.replace(r#"FROM "feature_flags""#, "FROM updated")
+                        select_flag_from("updated")
                     ),
                     &[
                         &current.id,
