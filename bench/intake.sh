@@ -12,16 +12,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/lib/postgres.sh"
 
-# wrk drives the single-event round (a Python client tops out near 3k req/s).
-if ! command -v wrk >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing wrk (apt)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-  else
-    echo "wrk not found: install it (Debian: apt-get install wrk)" >&2
-    exit 1
-  fi
-fi
+source "$root/scripts/lib/wrk.sh"
+ensure_wrk
 command -v psql >/dev/null 2>&1 || { echo "psql not found: install postgresql-client" >&2; exit 1; }
 
 cargo build --quiet --release -p migrate --manifest-path "$root/Cargo.toml"
