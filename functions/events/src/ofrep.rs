@@ -52,7 +52,8 @@ pub struct Failure<'a> {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct FlagEvaluation {
-    key: String,
+    /// Absent on a failure of the whole request (bulk).
+    key: Option<String>,
     /// STATIC, TARGETING_MATCH, SPLIT or DISABLED; absent on a failure.
     reason: Option<String>,
     /// The variant's id; `on`/`off` for a boolean flag.
