@@ -9,6 +9,7 @@
 //!   are written: with their audit row, in one transaction.
 //! - [`audit`]: audit rows, redaction, and verification of the database's
 //!   hash chain over them.
+//! - [`screen`]: what every admin router refuses before routing.
 //!
 //! Every function with admin routes (admin, cms, ...) uses this crate, so
 //! the mechanism exists once.
@@ -17,6 +18,7 @@ pub mod audit;
 pub mod guard;
 pub mod jwe;
 pub mod rbac;
+pub mod screen;
 pub mod session;
 
 pub use guard::{Access, Actor, Authorized, Change, action, resource};

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod json;
 pub mod lambda;
 pub mod metrics;
+pub mod paging;
 pub mod request_id;
 pub mod telemetry;
 

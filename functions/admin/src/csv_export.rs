@@ -4,7 +4,7 @@
 //! bounded, and a page stops before the row that would take it past its
 //! budget, so an export always fits in a Lambda response.
 
-use crate::paging::{cut_text, escaped_len};
+use platform::paging::{cut_text, escaped_len};
 
 /// Largest cell, counted escaped as in the page budget; longer ones are cut
 /// with a marker. With a few dozen columns at most, any one row fits in a

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::paging::{self, Page};
+use platform::paging::{self, Page};
 
 pub(crate) const SELECT_FLAG: &str = r#"SELECT "id", "key", "name", "description", "enabled",
     "rolloutPercentage", "variants", "targetSegments", "isExperiment", "experimentStatus",
@@ -229,7 +229,7 @@ pub async fn list(
             "must be at most 200 characters",
         ));
     }
-    let pattern = query.search.as_deref().map(crate::users::like_pattern);
+    let pattern = query.search.as_deref().map(platform::paging::like_pattern);
     let client = auth.client();
     // By the unique index on "key".
     let rows = client

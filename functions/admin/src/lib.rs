@@ -34,7 +34,6 @@ pub mod commands;
 pub mod csv_export;
 pub mod experiments;
 pub mod flags;
-pub mod paging;
 pub mod trail;
 pub mod triage;
 pub mod users;
@@ -42,16 +41,13 @@ pub mod users;
 use access::{Access, session::SessionKeys};
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRef, Request},
-    http::{Method, header},
-    middleware::{self, Next},
-    response::Response,
+    extract::{DefaultBodyLimit, FromRef},
+    middleware,
     routing::{get, post},
 };
 use bootstrap::Channel;
 use commands::Command;
 use lambda_runtime::Context;
-use platform::ApiError;
 use platform::{
     config::{DatabaseConfig, Env},
     db::Checkout,
@@ -165,11 +161,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     <ApiDoc as utoipa::OpenApi>::openapi()
 }
 
-/// The largest body an admin mutation takes. The biggest legitimate one (a
-/// grant with an override for every resource) is under 2 KiB; refused
-/// bodies are cut into the audit trail, and accepted ones are stored in it
-/// whole, so this bounds what one request can add to an append-only table.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use access::screen::MAX_BODY_BYTES;
 
 fn router(state: AppState) -> Router {
     let routes = Router::new()
@@ -209,34 +201,7 @@ fn router(state: AppState) -> Router {
             get(experiments::results),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(screen))
+        .layer(middleware::from_fn(access::screen::screen))
         .with_state(state);
     platform::http::finish("admin", routes)
-}
-
-/// Refuses before routing what no admin route can take: a path holding an
-/// encoded NUL (PostgreSQL text cannot store one), and a body sent as
-/// anything but JSON. The second keeps cross-site form posts, which
-/// browsers send as form or text types without a preflight, away from
-/// every mutation.
-async fn screen(request: Request, next: Next) -> Result<Response, ApiError> {
-    if request.uri().path().to_ascii_lowercase().contains("%00") {
-        return Err(ApiError::invalid_field(
-            "path",
-            "must not contain NUL (%00)",
-        ));
-    }
-    let has_body = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v != "0");
-    if matches!(
-        *request.method(),
-        Method::POST | Method::PATCH | Method::PUT
-    ) && has_body
-    {
-        platform::http::check_body_type(request.headers(), &["application/json"])?;
-    }
-    Ok(next.run(request).await)
 }

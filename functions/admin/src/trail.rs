@@ -17,10 +17,8 @@ use tokio_postgres::Row;
 use platform::api_doc::{Forbidden, Invalid, Unauthenticated, Unavailable};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{
-    csv_export::CsvPage,
-    paging::{self, Page},
-};
+use crate::csv_export::CsvPage;
+use platform::paging::{self, Page};
 
 /// Most rows one CSV export holds.
 pub const EXPORT_PAGE_ROWS: i64 = 5_000;

@@ -24,8 +24,7 @@ use platform::api_doc::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::paging::{self, Page};
-use crate::users::like_pattern;
+use platform::paging::{self, Page, like_pattern};
 
 const COLUMNS: &str = r#""id", "message", "stack", "errorType", "url", "userId", "sessionId", "userAgent", "browser",
     "os", "severity", "resolved", "resolvedAt", "resolvedBy", "notes", "fingerprint", "count", "timestamp""#;

@@ -25,7 +25,7 @@ use platform::api_doc::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::paging::{self, Page};
+use platform::paging::{self, Page, like_pattern};
 
 const SELECT_USER: &str = r#"SELECT u."id", u."email", u."name", a."role", a."permissions", a."createdAt", a."updatedAt"
     FROM "users" u LEFT JOIN "admin_users" a ON a."userId" = u."id""#;
@@ -191,15 +191,6 @@ pub async fn list(
     Ok(Json(Page::new("users", users, limit, |u| {
         (u.email.clone().unwrap_or_default(), u.user_id.clone())
     })))
-}
-
-/// `%text%` with LIKE's wildcards in `text` escaped.
-pub fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
 }
 
 /// `GET /api/admin/users/{userId}`.
@@ -595,14 +586,4 @@ pub async fn revoke(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_text_cannot_smuggle_wildcards() {
-        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
-    }
 }

@@ -2,9 +2,9 @@
 //! sort key, and the next page starts strictly after it. Unlike OFFSET it
 //! neither skips nor repeats rows when new ones arrive in between.
 
+use crate::ApiError;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use platform::ApiError;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ pub fn decode<K: DeserializeOwned>(cursor: Option<&str>) -> Result<Option<K>, Ap
         .decode(cursor)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .filter(|tree| platform::json::nul_field(tree).is_none())
+        .filter(|tree| crate::json::nul_field(tree).is_none())
         .and_then(|tree| serde_json::from_value(tree).ok())
         .map(Some)
         .ok_or_else(|| ApiError::invalid_field("cursor", "is not one this API issued"))
@@ -59,7 +59,7 @@ pub fn time(
             field,
             "must be between 1970 and 9999",
         )),
-        other => Ok(other.map(platform::clock::to_db_timestamp)),
+        other => Ok(other.map(crate::clock::to_db_timestamp)),
     }
 }
 
@@ -194,6 +194,16 @@ pub fn escaped_len(text: &str) -> usize {
         .sum()
 }
 
+/// `%text%` with LIKE's wildcards in `text` escaped: a search box's words
+/// matched anywhere, never as patterns.
+pub fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +268,10 @@ mod tests {
         assert!(limit(Some(0)).is_err());
         assert!(limit(Some(MAX_LIMIT + 1)).is_err());
         assert_eq!(limit(None).expect("default"), DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn search_text_cannot_smuggle_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
     }
 }
