@@ -26,6 +26,36 @@ pub struct Env {
 type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl Env {
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins
+    /// (`https://deals.example`) whose pages may call a function's public
+    /// routes from the browser. Empty: none, so only same-origin pages
+    /// (behind the same domain) can.
+    pub fn allowed_origins(&self) -> Result<Vec<http::HeaderValue>, ConfigError> {
+        let mut allowed_origins = Vec::new();
+        for origin in self
+            .optional("CORS_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.contains('*')
+                && origin.matches('/').count() == 2;
+            let value = http::HeaderValue::from_str(origin)
+                .ok()
+                .filter(|_| valid)
+                .ok_or_else(|| ConfigError {
+                    variable: "CORS_ALLOWED_ORIGINS",
+                    problem: format!(
+                        "{origin:?} is not an origin like https://deals.example (no path, no wildcard)"
+                    ),
+                })?;
+            allowed_origins.push(value);
+        }
+        Ok(allowed_origins)
+    }
+
     pub fn process() -> Self {
         Self {
             lookup: Box::new(|name| std::env::var(name).ok()),

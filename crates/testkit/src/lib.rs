@@ -10,6 +10,7 @@
 //! [`schema::Migrator`] production runs, and dropped when the value is.
 
 mod cluster;
+pub mod session;
 
 use std::sync::OnceLock;
 

@@ -123,23 +123,7 @@ impl IntakeConfig {
                 });
             }
         };
-        let mut allowed_origins = Vec::new();
-        for origin in env
-            .optional("CORS_ALLOWED_ORIGINS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-        {
-            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-                && !origin.contains('*')
-                && origin.matches('/').count() == 2;
-            let value = http::HeaderValue::from_str(origin).ok().filter(|_| valid).ok_or_else(|| ConfigError {
-                variable: "CORS_ALLOWED_ORIGINS",
-                problem: format!("{origin:?} is not an origin like https://deals.example (no path, no wildcard)"),
-            })?;
-            allowed_origins.push(value);
-        }
+        let allowed_origins = env.allowed_origins()?;
         let mut ingest_keys = Vec::new();
         for key in env
             .optional("INGEST_KEYS")
