@@ -28,8 +28,9 @@
 
 pub mod commands;
 pub mod content;
-// pub mod deals;
-// pub mod destinations;
+pub mod deals;
+pub mod destinations;
+pub mod editing;
 pub mod email;
 pub mod history;
 pub mod public;
@@ -121,6 +122,15 @@ impl FromRef<AppState> for Access {
 /// The CMS's part of the API description.
 #[derive(utoipa::OpenApi)]
 #[openapi(
+    paths(
+        deals::public_list, deals::public_get, deals::count_view, deals::count_click,
+        deals::count_conversion,
+        destinations::public_list, destinations::public_get, destinations::count_view,
+        deals::list, deals::create, deals::get, deals::update, deals::delete, deals::history,
+        deals::restore,
+        destinations::list, destinations::create, destinations::get, destinations::update,
+        destinations::delete, destinations::history, destinations::restore,
+    ),
     components(schemas(platform::error::ErrorBody)),
     tags(
         (name = "cms", description = "Deals, destinations and search suggestions for the site: public, cacheable (`ETag`, `Cache-Control`), no session."),
@@ -150,8 +160,43 @@ fn router(state: AppState, allowed_origins: &[http::HeaderValue]) -> Router {
         .allow_headers([header::CONTENT_TYPE, header::IF_NONE_MATCH])
         .expose_headers([header::ETAG])
         .max_age(Duration::from_secs(24 * 60 * 60));
-    let public = Router::new().merge(suggest::public_routes()).layer(cors);
+    let public = Router::new()
+        .route("/api/deals", get(deals::public_list))
+        .route("/api/deals/{slug}", get(deals::public_get))
+        .route("/api/deals/{slug}/view", post(deals::count_view))
+        .route("/api/deals/{slug}/click", post(deals::count_click))
+        .route("/api/deals/{slug}/conversion", post(deals::count_conversion))
+        .route("/api/destinations", get(destinations::public_list))
+        .route("/api/destinations/{slug}", get(destinations::public_get))
+        .route("/api/destinations/{slug}/view", post(destinations::count_view))
+        .merge(suggest::public_routes())
+        .layer(cors);
     let admin = Router::new()
+        .route("/api/admin/deals", get(deals::list).post(deals::create))
+        .route(
+            "/api/admin/deals/{id}",
+            get(deals::get).patch(deals::update).delete(deals::delete),
+        )
+        .route("/api/admin/deals/{id}/history", get(deals::history))
+        .route("/api/admin/deals/{id}/restore", post(deals::restore))
+        .route(
+            "/api/admin/destinations",
+            get(destinations::list).post(destinations::create),
+        )
+        .route(
+            "/api/admin/destinations/{id}",
+            get(destinations::get)
+                .patch(destinations::update)
+                .delete(destinations::delete),
+        )
+        .route(
+            "/api/admin/destinations/{id}/history",
+            get(destinations::history),
+        )
+        .route(
+            "/api/admin/destinations/{id}/restore",
+            post(destinations::restore),
+        )
         .merge(email::admin_routes())
         .layer(DefaultBodyLimit::max(access::screen::MAX_BODY_BYTES))
         .layer(middleware::from_fn(access::screen::screen))
