@@ -28,7 +28,7 @@ use platform::paging::{self, Page};
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{GenericClient, Row, types::Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
@@ -372,8 +372,11 @@ pub async fn public_list(
         .get()
         .await
         .map_err(|e| ApiError::from_cause(e.into()))?;
-    let rows = client
-        .query(
+    // Typed, because each sort uses one of the keyset parameters and
+    // leaves the others without a type PostgreSQL could infer; cached per
+    // connection, one statement per sort.
+    let statement = client
+        .prepare_typed_cached(
             &format!(
                 r#"SELECT {COLUMNS} FROM "deals"
                    WHERE {LIVE}
@@ -387,6 +390,26 @@ pub async fn public_list(
                    ORDER BY {order}
                    LIMIT $12"#
             ),
+            &[
+                Type::TIMESTAMP,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::BOOL,
+                Type::FLOAT8,
+                Type::INT4,
+                Type::FLOAT8,
+                Type::TIMESTAMP,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT8,
+            ],
+        )
+        .await
+        .map_err(ApiError::internal("preparing the deal list"))?;
+    let rows = client
+        .query(
+            &statement,
             &[
                 &platform::clock::now_millis(),
                 &category,

@@ -1,6 +1,8 @@
 //! The cms function against real PostgreSQL, through its production
 //! router.
 
+mod deals;
+
 use axum::{
     body::Body,
     http::{HeaderMap, Request, StatusCode},
