@@ -2,6 +2,8 @@
 //! router.
 
 mod deals;
+mod destinations;
+mod seed;
 
 use axum::{
     body::Body,
