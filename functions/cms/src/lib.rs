@@ -165,10 +165,16 @@ fn router(state: AppState, allowed_origins: &[http::HeaderValue]) -> Router {
         .route("/api/deals/{slug}", get(deals::public_get))
         .route("/api/deals/{slug}/view", post(deals::count_view))
         .route("/api/deals/{slug}/click", post(deals::count_click))
-        .route("/api/deals/{slug}/conversion", post(deals::count_conversion))
+        .route(
+            "/api/deals/{slug}/conversion",
+            post(deals::count_conversion),
+        )
         .route("/api/destinations", get(destinations::public_list))
         .route("/api/destinations/{slug}", get(destinations::public_get))
-        .route("/api/destinations/{slug}/view", post(destinations::count_view))
+        .route(
+            "/api/destinations/{slug}/view",
+            post(destinations::count_view),
+        )
         .merge(suggest::public_routes())
         .layer(cors);
     let admin = Router::new()

@@ -99,6 +99,20 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        self.send_via(self.function.router(), method, uri, token, body)
+            .await
+    }
+
+    /// [`Self::send`] to another function's router: the admin routes the
+    /// cms function serves, in the route matrix.
+    pub async fn send_via(
+        &self,
+        router: axum::Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut request = Request::builder()
             .method(method)
             .uri(uri)
@@ -118,7 +132,13 @@ impl TestApp {
                 Body::empty()
             }
         };
-        self.raw(request.body(body).expect("request")).await
+        let (status, headers, bytes) =
+            testkit::send(router, request.body(body).expect("request")).await;
+        Answer {
+            status,
+            headers,
+            bytes: bytes.to_vec(),
+        }
     }
 
     pub async fn raw(&self, request: Request<Body>) -> Answer {
@@ -200,5 +220,86 @@ impl TestApp {
             )
             .await
             .expect("insert error group");
+    }
+
+    /// A deal as the cms function would have written it.
+    pub async fn deal(&self, id: &str, n: usize) {
+        self.client
+            .execute(
+                r#"INSERT INTO "deals" ("id", "slug", "title", "description", "destination", "origin",
+                       "originalPrice", "discountedPrice", "flightDetails", "images", "seo", "updatedAt", "createdBy")
+                   VALUES ($1, $2, 'A deal', 'Seven nights.',
+                       '{"airportCode": "LIS", "city": "Lisbon", "country": "Portugal"}', 'JFK', 900, 500,
+                       '{}', '[]', '{"title": "A deal", "description": "Seven nights."}', now(), 'editor')"#,
+                &[&id, &format!("deal-{n}")],
+            )
+            .await
+            .expect("insert deal");
+    }
+
+    /// A destination as the cms function would have written it.
+    pub async fn destination(&self, id: &str, airport_code: &str) {
+        self.client
+            .execute(
+                r#"INSERT INTO "destinations" ("id", "slug", "airportCode", "city", "country", "region",
+                       "description", "shortDescription", "travelInfo", "priceRange", "images", "seo", "updatedAt")
+                   VALUES ($1, lower($2), $2, 'A city', 'Portugal', 'Europe', 'Hills.', 'Hills.', '{}', '$$',
+                       '[]', '{"title": "A city", "description": "Hills."}', now())"#,
+                &[&id, &airport_code],
+            )
+            .await
+            .expect("insert destination");
+    }
+
+    /// An email template without variables.
+    pub async fn email_template(&self, key: &str) {
+        self.client
+            .execute(
+                r#"INSERT INTO "email_templates" ("id", "name", "key", "subject", "body", "variables", "updatedAt")
+                   VALUES ($1, $1, $1, 'Hello', '<p>Hello</p>', '[]', now())"#,
+                &[&key],
+            )
+            .await
+            .expect("insert email template");
+    }
+
+    /// A search suggestion.
+    pub async fn suggestion(&self, id: &str, n: usize) {
+        self.client
+            .execute(
+                r#"INSERT INTO "search_suggestions" ("id", "query", "type", "name", "country", "updatedAt")
+                   VALUES ($1, $2, 'city', $2, 'Portugal', now())"#,
+                &[&id, &format!("Town {n}")],
+            )
+            .await
+            .expect("insert suggestion");
+    }
+
+    /// An audit row recording the creation of the `resource` thing
+    /// `resource_id` as it now is (its row as JSON): a version a restore can
+    /// name. Returns the row's id.
+    pub async fn created_audit_row(&self, resource: &str, resource_id: &str) -> String {
+        let (table, key) = match resource {
+            "deals" => ("deals", "id"),
+            "destinations" => ("destinations", "id"),
+            "emails" => ("email_templates", "key"),
+            other => panic!("no table for {other}"),
+        };
+        let audit_id = format!("audit-{resource_id}");
+        // Table and key come from the match above, never from input.
+        let sql = format!(
+            r#"INSERT INTO "audit_logs" ("id", "userId", "userEmail", "userRole", "action", "resource",
+                   "resourceId", "changes", "success", "timestamp")
+               SELECT $1, 'editor', 'editor@example.com', 'super_admin', 'create', $2, $3,
+                   jsonb_build_object('before', null, 'after', to_jsonb(t)), true, now()
+               FROM "{table}" t WHERE t."{key}" = $3"#
+        );
+        let inserted = self
+            .client
+            .execute(&sql, &[&audit_id, &resource, &resource_id])
+            .await
+            .expect("insert audit row");
+        assert_eq!(inserted, 1, "no {resource} {resource_id}");
+        audit_id
     }
 }
