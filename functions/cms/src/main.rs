@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use platform::config::Env;
 
-#[tokio::main]
+// One core's worth of server per instance, as for events: the public reads
+// are the busy routes, and a multi-thread runtime only adds cross-thread
+// wake-ups between the handler and the database connection's task.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     platform::telemetry::init();
     let env = Env::process();
