@@ -1,0 +1,813 @@
+//! The in-memory suggestion index: every word of every suggestion, folded,
+//! in one `fst` map, searched with a typo-tolerant automaton.
+//!
+//! Matching follows Meilisearch's rules for autocomplete:
+//! - text is folded to lower-case ASCII with `deunicode` (`São` → `sao`,
+//!   `Zürich` → `zurich`) and cut into words at anything that is not a
+//!   letter or a digit;
+//! - every word of the query must match a word of the suggestion; the last
+//!   one may match a word's beginning (prefix), the others only whole
+//!   words, unless the query ends with a separator (`sao ` has finished
+//!   its last word);
+//! - a word of 1-4 characters must match exactly, of 5-8 may have one
+//!   typo, of 9 or more two. A typo is an edit of the optimal string
+//!   alignment distance: a letter added, missing, replaced, or two
+//!   neighbours swapped;
+//! - at most [`MAX_QUERY_WORDS`] words count, as in Meilisearch.
+//!
+//! Ranking, first difference wins:
+//! 1. the suggestion whose IATA `code` is the whole query (`lis`, `LIS`);
+//! 2. fewer typos over all words;
+//! 3. more whole-word matches (`paris` matches `Paris` before `Parisi`);
+//! 4. earlier attributes: [`Attribute`] order, code, name, aliases,
+//!    country (a country's own suggestion before its airports);
+//! 5. `popularity`, higher first; then the name, for a stable order.
+//!
+//! Proximity (Meilisearch's third rule) is left out: suggestions are a few
+//! words long, where word order rarely separates candidates.
+//!
+//! The words are the keys of an `fst::Map` whose values index posting
+//! lists of `(suggestion, attribute)`. Suggestions are numbered in ranking
+//! order of the last rule (popularity, then name), so the number itself
+//! breaks ties and no comparison reads the suggestions.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use fst::{Automaton, IntoStreamer, Streamer};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Words of a query beyond these are ignored (Meilisearch's limit).
+pub const MAX_QUERY_WORDS: usize = 10;
+/// Query words longer than this match nothing: no place name has a longer
+/// word that a visitor types out, and the automaton's rows stay short.
+const MAX_WORD_BYTES: usize = 64;
+
+/// What a suggestion names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Airport,
+    City,
+    Country,
+}
+
+impl Kind {
+    pub const NAMES: &'static str = "airport, city or country";
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "airport" => Some(Self::Airport),
+            "city" => Some(Self::City),
+            "country" => Some(Self::Country),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Airport => "airport",
+            Self::City => "city",
+            Self::Country => "country",
+        }
+    }
+}
+
+/// Where a word was found, in ranking order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Attribute {
+    Code = 0,
+    Name = 1,
+    /// `metadata.city` and `metadata.aliases`.
+    Aliases = 2,
+    Country = 3,
+}
+
+/// One suggestion as the public route answers it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    pub id: String,
+    /// The unique key (see the module documentation of `suggest`).
+    pub query: String,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// IATA code of an airport or a city (`LIS`, `NYC`), ISO 3166 code of
+    /// a country (`PT`).
+    pub code: Option<String>,
+    pub name: String,
+    pub country: Option<String>,
+    pub popularity: i32,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+impl Suggestion {
+    /// The words to index, each with the attribute it came from.
+    fn words(&self) -> Vec<(String, Attribute)> {
+        let mut words = Vec::new();
+        let mut add = |text: &str, attribute: Attribute| {
+            words.extend(fold_words(text).into_iter().map(|w| (w, attribute)));
+        };
+        if let Some(code) = &self.code {
+            add(code, Attribute::Code);
+        }
+        add(&self.name, Attribute::Name);
+        if let Some(metadata) = &self.metadata {
+            if let Some(city) = metadata.get("city").and_then(Value::as_str) {
+                add(city, Attribute::Aliases);
+            }
+            for alias in metadata
+                .get("aliases")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                add(alias, Attribute::Aliases);
+            }
+        }
+        if let Some(country) = &self.country {
+            add(country, Attribute::Country);
+        }
+        words
+    }
+}
+
+/// `text` transliterated to lower-case ASCII.
+pub fn fold(text: &str) -> String {
+    deunicode::deunicode(text).to_ascii_lowercase()
+}
+
+/// The words of `text`, folded.
+pub fn fold_words(text: &str) -> Vec<String> {
+    fold(text)
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Typos a query word of `len` characters may have (Meilisearch's
+/// defaults: `minWordSizeForTypos` 5 and 9).
+pub fn typos_allowed(len: usize) -> u8 {
+    match len {
+        0..=4 => 0,
+        5..=8 => 1,
+        _ => 2,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    doc: u32,
+    attribute: Attribute,
+}
+
+/// The index of one load of `search_suggestions`.
+pub struct Index {
+    /// In ranking order of popularity, then folded name.
+    docs: Vec<Suggestion>,
+    /// `docs[i].kind`, kept apart: the type filter reads it per posting.
+    kinds: Vec<Kind>,
+    words: fst::Map<Vec<u8>>,
+    postings: Vec<Box<[Posting]>>,
+    /// Upper-case code → suggestions with it.
+    codes: HashMap<String, Vec<u32>>,
+}
+
+impl Index {
+    pub fn build(mut docs: Vec<Suggestion>) -> anyhow::Result<Self> {
+        let mut keyed: Vec<(String, Suggestion)> =
+            docs.drain(..).map(|d| (fold(&d.name), d)).collect();
+        keyed.sort_by(|(a_name, a), (b_name, b)| {
+            b.popularity
+                .cmp(&a.popularity)
+                .then_with(|| a_name.cmp(b_name))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let docs: Vec<Suggestion> = keyed.into_iter().map(|(_, d)| d).collect();
+        let mut by_word: HashMap<String, Vec<Posting>> = HashMap::new();
+        let mut codes: HashMap<String, Vec<u32>> = HashMap::new();
+        for (number, doc) in docs.iter().enumerate() {
+            let number = u32::try_from(number)?;
+            for (word, attribute) in doc.words() {
+                let postings = by_word.entry(word).or_default();
+                // Words of one suggestion arrive in attribute order: the
+                // first posting of a word is its best.
+                if postings.last().is_none_or(|p| p.doc != number) {
+                    postings.push(Posting {
+                        doc: number,
+                        attribute,
+                    });
+                }
+            }
+            if let Some(code) = &doc.code {
+                codes
+                    .entry(code.to_ascii_uppercase())
+                    .or_default()
+                    .push(number);
+            }
+        }
+        let mut sorted: Vec<(String, Vec<Posting>)> = by_word.into_iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut builder = fst::MapBuilder::memory();
+        let mut postings = Vec::with_capacity(sorted.len());
+        for (number, (word, list)) in sorted.into_iter().enumerate() {
+            builder.insert(word.as_bytes(), number as u64)?;
+            postings.push(list.into_boxed_slice());
+        }
+        Ok(Self {
+            kinds: docs.iter().map(|d| d.kind).collect(),
+            docs,
+            words: builder.into_map(),
+            postings,
+            codes,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Distinct words indexed.
+    pub fn words(&self) -> usize {
+        self.words.len()
+    }
+
+    /// The best `limit` suggestions for what the visitor typed, of `kind`
+    /// when given.
+    pub fn search(&self, typed: &str, kind: Option<Kind>, limit: usize) -> Vec<&Suggestion> {
+        let folded = fold(typed);
+        let mut words: Vec<&str> = folded
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        if words.is_empty() {
+            return Vec::new();
+        }
+        let last_is_prefix = folded
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        words.truncate(MAX_QUERY_WORDS);
+        let exact_code = match words.as_slice() {
+            [only] if only.len() == 3 && only.bytes().all(|b| b.is_ascii_alphabetic()) => self
+                .codes
+                .get(&only.to_ascii_uppercase())
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            _ => &[],
+        };
+        let last = words.len() - 1;
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.reset(self.docs.len());
+            for (number, word) in words.iter().enumerate() {
+                let prefix = number == last && last_is_prefix;
+                self.match_word(word, number, prefix, kind, scratch);
+                scratch.close_word();
+            }
+            let wanted = words.len();
+            let mut ranked: Vec<(Rank, u32)> = scratch
+                .touched
+                .iter()
+                .filter(|&&doc| usize::from(scratch.totals[doc as usize].words) == wanted)
+                .map(|&doc| {
+                    let total = &scratch.totals[doc as usize];
+                    (total.rank(exact_code.contains(&doc)), doc)
+                })
+                .collect();
+            if limit < ranked.len() {
+                if limit > 0 {
+                    ranked.select_nth_unstable(limit - 1);
+                }
+                ranked.truncate(limit);
+            }
+            ranked.sort_unstable();
+            ranked
+                .into_iter()
+                .map(|(_, doc)| &self.docs[doc as usize])
+                .collect()
+        })
+    }
+
+    fn match_word(
+        &self,
+        word: &str,
+        number: usize,
+        prefix: bool,
+        kind: Option<Kind>,
+        scratch: &mut Scratch,
+    ) {
+        if word.len() > MAX_WORD_BYTES {
+            return;
+        }
+        let automaton = Typos {
+            word: word.as_bytes(),
+            max: typos_allowed(word.len()),
+            prefix,
+        };
+        let mut stream = self.words.search_with_state(&automaton).into_stream();
+        while let Some((key, value, state)) = stream.next() {
+            let Some(quality) = automaton.quality(&state, key) else {
+                continue;
+            };
+            let Some(postings) = usize::try_from(value)
+                .ok()
+                .and_then(|v| self.postings.get(v))
+            else {
+                continue;
+            };
+            for posting in postings.iter() {
+                if kind.is_some_and(|k| self.kinds[posting.doc as usize] != k) {
+                    continue;
+                }
+                scratch.offer(number, posting.doc, quality.with(posting.attribute));
+            }
+        }
+    }
+
+    /// Every suggestion, in index order: for the linear-scan baseline of
+    /// the benchmark.
+    pub fn all(&self) -> &[Suggestion] {
+        &self.docs
+    }
+}
+
+/// How one query word matched one indexed word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Quality {
+    typos: u8,
+    prefix: bool,
+}
+
+impl Quality {
+    /// Packed so that the smaller number is the better match: typos, then
+    /// whole word before prefix, then the attribute.
+    fn with(self, attribute: Attribute) -> u8 {
+        (self.typos << 3) | (u8::from(self.prefix) << 2) | attribute as u8
+    }
+}
+
+/// One suggestion's standing over the words matched so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Total {
+    words: u8,
+    typos: u8,
+    prefixes: u8,
+    attributes: u8,
+    /// The best match of the word being matched, packed; 0 for none.
+    current: u8,
+}
+
+/// Lexicographic: smaller ranks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank(u32);
+
+impl Total {
+    fn rank(&self, exact_code: bool) -> Rank {
+        if exact_code {
+            return Rank(0);
+        }
+        Rank(
+            1 << 24
+                | u32::from(self.typos) << 16
+                | u32::from(self.prefixes) << 8
+                | u32::from(self.attributes),
+        )
+    }
+}
+
+/// Per-thread working memory of [`Index::search`], reused between queries:
+/// one slot per suggestion, reset through the list of those touched.
+#[derive(Default)]
+struct Scratch {
+    totals: Vec<Total>,
+    touched: Vec<u32>,
+    /// Suggestions matched by the word being matched.
+    matched: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl Scratch {
+    fn reset(&mut self, docs: usize) {
+        for &doc in &self.touched {
+            if let Some(total) = self.totals.get_mut(doc as usize) {
+                *total = Total::default();
+            }
+        }
+        self.touched.clear();
+        self.matched.clear();
+        self.totals.resize(docs, Total::default());
+    }
+
+    /// `packed` (a [`Quality::with`]) for `doc` and word `number`; ignored
+    /// for a suggestion an earlier word did not match.
+    fn offer(&mut self, number: usize, doc: u32, packed: u8) {
+        let total = &mut self.totals[doc as usize];
+        if usize::from(total.words) != number {
+            return;
+        }
+        let packed = packed + 1;
+        if total.current == 0 {
+            self.matched.push(doc);
+            if total.words == 0 {
+                self.touched.push(doc);
+            }
+            total.current = packed;
+        } else if packed < total.current {
+            total.current = packed;
+        }
+    }
+
+    /// Adds the current word's best match to each suggestion it matched.
+    fn close_word(&mut self) {
+        for &doc in &self.matched {
+            let total = &mut self.totals[doc as usize];
+            let best = total.current - 1;
+            total.current = 0;
+            total.words += 1;
+            total.typos += best >> 3;
+            total.prefixes += (best >> 2) & 1;
+            total.attributes += best & 3;
+        }
+        self.matched.clear();
+    }
+}
+
+/// A query word as an automaton over indexed words: a row of the optimal
+/// string alignment distance per byte read (Damerau's transposition
+/// included, which `fst::automaton::Levenshtein` lacks), so a match also
+/// says how many typos it took.
+struct Typos<'a> {
+    word: &'a [u8],
+    max: u8,
+    /// Whether a word that starts like `word` matches (the last word).
+    prefix: bool,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Dead,
+    /// A prefix of the indexed word is within `typos` of the query word
+    /// and no longer prefix can come closer: every extension matches.
+    Matched {
+        typos: u8,
+    },
+    Rows {
+        /// Distances of the query word's prefixes to the bytes read so far
+        /// (`current`) and to all but the last (`previous`, for swaps).
+        previous: Vec<u8>,
+        current: Vec<u8>,
+        last: Option<u8>,
+        /// Fewest typos of the query word against any prefix read.
+        best_prefix: u8,
+    },
+}
+
+impl Typos<'_> {
+    /// How `key`, matched in `state`, matches the query word.
+    fn quality(&self, state: &State, key: &[u8]) -> Option<Quality> {
+        match state {
+            State::Dead => None,
+            State::Matched { typos: 0 } => Some(Quality {
+                typos: 0,
+                prefix: key != self.word,
+            }),
+            State::Matched { typos } => Some(Quality {
+                typos: *typos,
+                prefix: true,
+            }),
+            State::Rows {
+                current,
+                best_prefix,
+                ..
+            } => {
+                let whole = current[self.word.len()];
+                if whole <= self.max && (!self.prefix || whole <= *best_prefix) {
+                    Some(Quality {
+                        typos: whole,
+                        prefix: false,
+                    })
+                } else if self.prefix && *best_prefix <= self.max {
+                    Some(Quality {
+                        typos: *best_prefix,
+                        prefix: true,
+                    })
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+impl Automaton for Typos<'_> {
+    type State = State;
+
+    fn start(&self) -> State {
+        let current: Vec<u8> = (0..=self.word.len())
+            .map(|i| u8::try_from(i).unwrap_or(u8::MAX).min(self.max + 1))
+            .collect();
+        let best_prefix = current[self.word.len()];
+        if self.prefix && best_prefix == 0 {
+            return State::Matched { typos: 0 };
+        }
+        State::Rows {
+            previous: Vec::new(),
+            current,
+            last: None,
+            best_prefix,
+        }
+    }
+
+    fn is_match(&self, state: &State) -> bool {
+        match state {
+            State::Dead => false,
+            State::Matched { .. } => true,
+            State::Rows {
+                current,
+                best_prefix,
+                ..
+            } => current[self.word.len()] <= self.max || (self.prefix && *best_prefix <= self.max),
+        }
+    }
+
+    fn can_match(&self, state: &State) -> bool {
+        !matches!(state, State::Dead)
+    }
+
+    fn will_always_match(&self, state: &State) -> bool {
+        matches!(state, State::Matched { .. })
+    }
+
+    fn accept(&self, state: &State, byte: u8) -> State {
+        let State::Rows {
+            previous,
+            current,
+            last,
+            best_prefix,
+        } = state
+        else {
+            return state.clone();
+        };
+        let cap = self.max + 1;
+        let n = self.word.len();
+        let mut next = Vec::with_capacity(n + 1);
+        next.push(current[0].saturating_add(1).min(cap));
+        for i in 1..=n {
+            let substitution = current[i - 1] + u8::from(self.word[i - 1] != byte);
+            let mut distance = substitution
+                .min(current[i].saturating_add(1))
+                .min(next[i - 1].saturating_add(1));
+            if i >= 2
+                && *last == Some(self.word[i - 1])
+                && self.word[i - 2] == byte
+                && !previous.is_empty()
+            {
+                distance = distance.min(previous[i - 2].saturating_add(1));
+            }
+            next.push(distance.min(cap));
+        }
+        let best_prefix = (*best_prefix).min(next[n]);
+        let alive = next.iter().any(|&d| d <= self.max);
+        if self.prefix && best_prefix <= self.max && (best_prefix == 0 || !alive) {
+            return State::Matched { typos: best_prefix };
+        }
+        if !alive {
+            return State::Dead;
+        }
+        State::Rows {
+            previous: current.clone(),
+            current: next,
+            last: Some(byte),
+            best_prefix,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suggestion(code: Option<&str>, kind: Kind, name: &str, country: Option<&str>) -> Suggestion {
+        suggestion_with(code, kind, name, country, 0)
+    }
+
+    fn suggestion_with(
+        code: Option<&str>,
+        kind: Kind,
+        name: &str,
+        country: Option<&str>,
+        popularity: i32,
+    ) -> Suggestion {
+        Suggestion {
+            id: format!("{}-{name}", kind.as_str()),
+            query: format!("{}:{name}", kind.as_str()),
+            kind,
+            code: code.map(str::to_owned),
+            name: name.to_owned(),
+            country: country.map(str::to_owned),
+            popularity,
+            metadata: None,
+        }
+    }
+
+    fn names(index: &Index, typed: &str) -> Vec<String> {
+        index
+            .search(typed, None, 8)
+            .into_iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    fn sample() -> Index {
+        Index::build(vec![
+            suggestion(
+                Some("LIS"),
+                Kind::Airport,
+                "Lisbon Humberto Delgado Airport",
+                Some("Portugal"),
+            ),
+            suggestion(None, Kind::City, "Lisbon", Some("Portugal")),
+            suggestion(Some("PT"), Kind::Country, "Portugal", None),
+            suggestion(
+                Some("OPO"),
+                Kind::Airport,
+                "Porto Francisco Sá Carneiro Airport",
+                Some("Portugal"),
+            ),
+            suggestion(
+                Some("GRU"),
+                Kind::Airport,
+                "São Paulo Guarulhos International Airport",
+                Some("Brazil"),
+            ),
+            suggestion(None, Kind::City, "São Paulo", Some("Brazil")),
+            suggestion(None, Kind::City, "Rome", Some("Italy")),
+            suggestion(None, Kind::City, "Amsterdam", Some("Netherlands")),
+        ])
+        .expect("index")
+    }
+
+    #[test]
+    fn folding_drops_accents_and_case() {
+        assert_eq!(
+            fold_words("São Paulo–Guarulhos"),
+            ["sao", "paulo", "guarulhos"]
+        );
+        assert_eq!(fold("ZÜRICH"), "zurich");
+    }
+
+    #[test]
+    fn the_typo_budget_grows_at_five_and_nine_characters() {
+        assert_eq!(typos_allowed(4), 0);
+        assert_eq!(typos_allowed(5), 1);
+        assert_eq!(typos_allowed(8), 1);
+        assert_eq!(typos_allowed(9), 2);
+    }
+
+    #[test]
+    fn the_automaton_counts_typos_with_swaps_as_one() {
+        let quality = |word: &str, key: &str, prefix: bool| {
+            let automaton = Typos {
+                word: word.as_bytes(),
+                max: 2,
+                prefix,
+            };
+            let mut state = automaton.start();
+            for &b in key.as_bytes() {
+                state = automaton.accept(&state, b);
+            }
+            automaton
+                .is_match(&state)
+                .then(|| automaton.quality(&state, key.as_bytes()))
+                .flatten()
+        };
+        assert_eq!(
+            quality("lisbon", "lisbon", false),
+            Some(Quality {
+                typos: 0,
+                prefix: false
+            })
+        );
+        assert_eq!(
+            quality("lisbno", "lisbon", false),
+            Some(Quality {
+                typos: 1,
+                prefix: false
+            })
+        );
+        assert_eq!(
+            quality("lisb", "lisbon", true),
+            Some(Quality {
+                typos: 0,
+                prefix: true
+            })
+        );
+        assert_eq!(
+            quality("lusb", "lisbon", true),
+            Some(Quality {
+                typos: 1,
+                prefix: true
+            })
+        );
+        assert_eq!(
+            quality("amstrdm", "amsterdam", false),
+            Some(Quality {
+                typos: 2,
+                prefix: false
+            })
+        );
+        assert_eq!(quality("xyzzy", "lisbon", true), None);
+    }
+
+    #[test]
+    fn a_prefix_of_the_last_word_matches() {
+        assert_eq!(
+            names(&sample(), "lisb")[..2],
+            ["Lisbon", "Lisbon Humberto Delgado Airport"]
+        );
+    }
+
+    #[test]
+    fn earlier_words_must_be_whole() {
+        assert!(names(&sample(), "lisb airport").is_empty());
+        assert_eq!(
+            names(&sample(), "lisbon airp"),
+            ["Lisbon Humberto Delgado Airport"]
+        );
+    }
+
+    #[test]
+    fn accents_and_case_do_not_matter() {
+        assert_eq!(names(&sample(), "SAO pa")[0], "São Paulo");
+    }
+
+    #[test]
+    fn an_exact_code_comes_first() {
+        assert_eq!(
+            names(&sample(), "lis")[0],
+            "Lisbon Humberto Delgado Airport"
+        );
+        assert_eq!(
+            names(&sample(), "OPO")[0],
+            "Porto Francisco Sá Carneiro Airport"
+        );
+    }
+
+    #[test]
+    fn the_earlier_attribute_ranks_first() {
+        assert_eq!(names(&sample(), "portugal")[0], "Portugal");
+    }
+
+    #[test]
+    fn short_words_allow_no_typo_and_longer_ones_do() {
+        assert!(names(&sample(), "rone").is_empty());
+        assert_eq!(
+            names(&sample(), "lisbin"),
+            ["Lisbon", "Lisbon Humberto Delgado Airport"]
+        );
+        assert_eq!(names(&sample(), "amstrrdan"), ["Amsterdam"]);
+    }
+
+    #[test]
+    fn popularity_breaks_ties() {
+        let index = Index::build(vec![
+            suggestion_with(None, Kind::City, "Paris", Some("France"), 5),
+            suggestion_with(None, Kind::City, "Paris", Some("United States"), 50),
+        ])
+        .expect("index");
+        let found = index.search("par", None, 8);
+        assert_eq!(found[0].country.as_deref(), Some("United States"));
+    }
+
+    #[test]
+    fn the_type_filter_keeps_one_kind() {
+        let index = sample();
+        let found = index.search("lisbon", Some(Kind::City), 8);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, Kind::City);
+    }
+
+    #[test]
+    fn the_limit_is_kept_and_nothing_repeats() {
+        let index = sample();
+        let found = index.search("a", None, 3);
+        assert_eq!(found.len(), 3);
+        let found = index.search("lis", None, 8);
+        let mut ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), found.len());
+    }
+}
