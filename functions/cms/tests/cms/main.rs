@@ -4,6 +4,7 @@
 mod deals;
 mod destinations;
 mod seed;
+mod suggestions;
 
 use axum::{
     body::Body,
