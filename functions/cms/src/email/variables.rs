@@ -12,8 +12,9 @@
 //!   what `#each` walks) or `object` (what `{{trip.city}}` reads);
 //! - `example`: a value of that type, used for test sends and previews.
 //!
-//! An optional variable that a model leaves out renders as `null`: empty
-//! text, false for `#if`, nothing for `#each`.
+//! An optional variable that a model leaves out is `null` (empty text,
+//! false for `#if`), or an empty list for a `list` (nothing for `#each`,
+//! its `{{else}}` if it has one).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -230,6 +231,11 @@ pub fn model(variables: &[Variable], given: &Map<String, Value>) -> Result<Value
                     ),
                 ));
             }
+            // Strict mode refuses `#each` over null: an absent list is an
+            // empty one.
+            None | Some(Value::Null) if variable.kind == VariableType::List => {
+                model.insert(variable.name.clone(), Value::Array(Vec::new()));
+            }
             None | Some(Value::Null) => {
                 model.insert(variable.name.clone(), Value::Null);
             }
@@ -368,15 +374,18 @@ mod tests {
 
     #[test]
     fn a_model_keeps_declared_values_fills_optional_ones_and_drops_the_rest() {
-        let variables =
-            declared(json!([{"name": "firstName"}, {"name": "city", "required": false}]));
+        let variables = declared(json!([
+            {"name": "firstName"},
+            {"name": "city", "required": false},
+            {"name": "deals", "type": "list", "required": false}
+        ]));
         let given = json!({"firstName": "Ana", "extra": 1})
             .as_object()
             .cloned()
             .expect("object");
         assert_eq!(
             model(&variables, &given).expect("valid"),
-            json!({"firstName": "Ana", "city": null})
+            json!({"firstName": "Ana", "city": null, "deals": []})
         );
     }
 }
