@@ -3,6 +3,7 @@
 
 mod deals;
 mod destinations;
+mod email_templates;
 mod seed;
 mod suggestions;
 
