@@ -16,13 +16,14 @@ use utoipa::openapi::{InfoBuilder, OpenApi};
 pub fn openapi() -> OpenApi {
     let mut doc = events::openapi();
     doc.merge(admin::openapi());
+    doc.merge(cms::openapi());
     doc.merge(health::openapi());
     doc.info = InfoBuilder::new()
         .title("Travel deals: serverless backend")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
-            "The public intake (analytics events, Web Vitals, browser errors, flag evaluation, experiments), the admin API \
-             and health, each an AWS Lambda function behind one API Gateway. Every error answer \
+            "The public intake (analytics events, Web Vitals, browser errors, flag evaluation, experiments), the admin API, \
+             the CMS (deals, destinations, email templates, search suggestions) and health, each an AWS Lambda function behind one API Gateway. Every error answer \
              has the shape of `ErrorBody`; a field at fault is named in `error.field`. The OFREP \
              routes answer evaluation errors in the protocol's own shape (`errorCode`).",
         ))
@@ -43,6 +44,7 @@ pub fn openapi_json() -> String {
 pub struct Stack {
     events: events::App,
     admin: admin::App,
+    cms: cms::App,
     health: health::App,
 }
 
@@ -51,6 +53,7 @@ impl Stack {
         Ok(Self {
             events: events::App::build(env)?,
             admin: admin::App::build(env)?,
+            cms: cms::App::build(env)?,
             health: health::App::build(env)?,
         })
     }
@@ -67,7 +70,14 @@ impl Stack {
 
     async fn dispatch(&self, request: Request) -> Response {
         let path = request.uri().path();
-        let function = if path.starts_with("/api/analytics/")
+        // API Gateway matches method and path: a POST to
+        // `/api/deals/store` is a Sentry route, not a CMS one.
+        let sentry = is_sentry_path(path) && request.method() == axum::http::Method::POST;
+        let function = if sentry {
+            self.events.router()
+        } else if is_cms_path(path) {
+            self.cms.router()
+        } else if path.starts_with("/api/analytics/")
             || path.starts_with("/api/monitoring/")
             || path.starts_with("/api/experiments/")
             || path.starts_with("/ofrep/")
@@ -77,8 +87,6 @@ impl Stack {
             self.admin.router()
         } else if path.starts_with("/api/health") || path == "/api/openapi.json" {
             self.health.router()
-        } else if is_sentry_path(path) {
-            self.events.router()
         } else {
             return platform::http::finish("stack", Router::new())
                 .oneshot(request)
@@ -113,4 +121,23 @@ fn is_sentry_path(path: &str) -> bool {
             None
         )
     )
+}
+
+/// The cms function's paths: its public reads and counters, and the admin
+/// routes of its content.
+fn is_cms_path(path: &str) -> bool {
+    [
+        "/api/deals",
+        "/api/destinations",
+        "/api/search/",
+        "/api/admin/deals",
+        "/api/admin/destinations",
+        "/api/admin/email-templates",
+        "/api/admin/search-suggestions",
+    ]
+    .iter()
+    .any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'))
+    })
 }

@@ -21,7 +21,8 @@ async fn every_deployed_route_reaches_its_function() {
             .replace("{projectId}", "42")
             .replace("{key}", "no-such-flag")
             .replace("{userId}", "nobody")
-            .replace("{id}", "nothing");
+            .replace("{id}", "nothing")
+            .replace("{slug}", "no-such-deal");
         let request = Request::builder()
             .method(method.as_str())
             .uri(&uri)

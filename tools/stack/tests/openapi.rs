@@ -43,7 +43,12 @@ fn every_locally_served_route_is_described_and_nothing_else() {
 
 #[test]
 fn schemas_of_one_name_are_one_schema_across_functions() {
-    let parts = [events::openapi(), admin::openapi(), health::openapi()];
+    let parts = [
+        events::openapi(),
+        admin::openapi(),
+        cms::openapi(),
+        health::openapi(),
+    ];
     let mut seen: std::collections::BTreeMap<String, String> = Default::default();
     for part in &parts {
         for (name, schema) in part.components.iter().flat_map(|c| c.schemas.iter()) {
