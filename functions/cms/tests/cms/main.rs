@@ -5,6 +5,7 @@ mod deals;
 mod destinations;
 mod email_templates;
 mod seed;
+mod seed;
 mod suggestions;
 
 use axum::{
