@@ -5,7 +5,6 @@ mod deals;
 mod destinations;
 mod email_templates;
 mod seed;
-mod seed;
 mod suggestions;
 
 use axum::{
