@@ -158,7 +158,10 @@ async fn invalid_fields_are_400s_naming_the_field() {
     for (overrides, field) in [
         (json!({"airportCode": "Lis"}), "airportCode"),
         (json!({"priceRange": "cheap"}), "priceRange"),
-        (json!({"shortDescription": "s".repeat(161)}), "shortDescription"),
+        (
+            json!({"shortDescription": "s".repeat(161)}),
+            "shortDescription",
+        ),
         (json!({"travelStyles": ["Beach Life"]}), "travelStyles[0]"),
         (json!({"avgPrice": 0}), "avgPrice"),
         (
@@ -224,7 +227,10 @@ async fn concurrent_views_lose_no_increment_and_bots_count_nothing() {
     let bot = app
         .raw(
             axum::http::Request::post("/api/destinations/lisbon/view")
-                .header("user-agent", "Googlebot/2.1 (+http://www.google.com/bot.html)")
+                .header(
+                    "user-agent",
+                    "Googlebot/2.1 (+http://www.google.com/bot.html)",
+                )
                 .body(axum::body::Body::empty())
                 .expect("request"),
         )
