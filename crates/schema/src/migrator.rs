@@ -512,6 +512,14 @@ impl Migrator {
         tx.batch_execute(r#"DROP TABLE IF EXISTS "bundle"."experiment_conversions""#)
             .await
             .doing("dropping the experiment conversions")?;
+        // The search-popularity ledger names suggestions and counts
+        // events, both just dropped; a watermark kept would skip the
+        // events of a new contract.
+        tx.batch_execute(
+            r#"DROP TABLE IF EXISTS "bundle"."search_popularity_hours", "bundle"."search_popularity_watermark""#,
+        )
+        .await
+        .doing("dropping the search-popularity ledger")?;
         let later: Vec<String> = self
             .migrations
             .iter()

@@ -8,6 +8,7 @@ use crate::table_exists;
 const AUDIT_AT_SCALE_MIGRATION: &str = "20261130140000_audit_checkpoints_and_refusal_windows";
 const SENTRY_EVENTS_MIGRATION: &str = "20261130180000_sentry_events";
 const EXPERIMENT_CONVERSIONS_MIGRATION: &str = "20261130200000_experiment_conversions";
+const SEARCH_POPULARITY_MIGRATION: &str = "20261201100000_search_popularity";
 const AUDIT_TRAIL_MIGRATION: &str = "20251125090000_audit_trail_tamper_evidence";
 
 #[tokio::test]
@@ -38,7 +39,8 @@ async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
             AUDIT_TRAIL_MIGRATION,
             AUDIT_AT_SCALE_MIGRATION,
             SENTRY_EVENTS_MIGRATION,
-            EXPERIMENT_CONVERSIONS_MIGRATION
+            EXPERIMENT_CONVERSIONS_MIGRATION,
+            SEARCH_POPULARITY_MIGRATION
         ]
     );
     let chain_left: bool = client
@@ -69,7 +71,8 @@ async fn up_after_down_restores_the_contract() {
             AUDIT_TRAIL_MIGRATION,
             AUDIT_AT_SCALE_MIGRATION,
             SENTRY_EVENTS_MIGRATION,
-            EXPERIMENT_CONVERSIONS_MIGRATION
+            EXPERIMENT_CONVERSIONS_MIGRATION,
+            SEARCH_POPULARITY_MIGRATION
         ]
     );
     let (_, differences) = contract::verify(&client).await.expect("verify");
