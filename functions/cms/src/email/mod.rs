@@ -68,10 +68,12 @@ const MAX_PREHEADER_CHARS: usize = 500;
 const MAX_BODY_CHARS: usize = 100_000;
 const MAX_FOOTER_CHARS: usize = 1000;
 
+const TEMPLATES_PATH: &str = "/api/admin/email-templates";
+
 /// `/api/admin/email-templates` and its routes.
 pub fn admin_routes() -> Router<AppState> {
     Router::new()
-        .route("/api/admin/email-templates", get(list).post(create))
+        .route(TEMPLATES_PATH, get(list).post(create))
         .route(
             "/api/admin/email-templates/{key}",
             get(get_one).patch(update).delete(delete),
@@ -491,10 +493,9 @@ fn recipients(field: &str, values: &[String]) -> ApiResult<Vec<lettre::Address>>
     let mut out: Vec<lettre::Address> = Vec::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
         let parsed = address(&format!("{field}[{i}]"), value)?;
-        if !out
-            .iter()
-            .any(|a| a.to_string().eq_ignore_ascii_case(&parsed.to_string()))
-        {
+        if !out.iter().any(|a: &lettre::Address| {
+            AsRef::<str>::as_ref(a).eq_ignore_ascii_case(parsed.as_ref())
+        }) {
             out.push(parsed);
         }
     }
@@ -1121,4 +1122,31 @@ async fn restore(
         })
         .await?;
     Ok(Json(restored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_under_cms_admin_with_its_own_operation_id() {
+        let doc = serde_json::to_value(openapi()).expect("the description serialises");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut operation_ids = Vec::new();
+        for (path, operations) in paths {
+            assert!(path.starts_with(TEMPLATES_PATH), "{path}");
+            for (method, operation) in operations.as_object().expect("operations") {
+                assert_eq!(operation["tags"], json!(["cms-admin"]), "{method} {path}");
+                operation_ids.push(operation["operationId"].as_str().expect("an id").to_owned());
+            }
+        }
+        let count = operation_ids.len();
+        operation_ids.sort();
+        operation_ids.dedup();
+        assert_eq!(operation_ids.len(), count, "{operation_ids:?}");
+        assert_eq!(
+            count, 9,
+            "list, get, create, update, delete, render, test, history, restore"
+        );
+    }
 }

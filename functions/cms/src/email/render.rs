@@ -49,6 +49,8 @@ body { margin: 0; padding: 0; background-color: #f4f4f5; }
 .header-image { display: block; width: 100%; max-width: 600px; height: auto; border: 0; }
 .content { padding: 32px; font-family: Helvetica, Arial, sans-serif; font-size: 16px; line-height: 24px; color: #18181b; }
 .content a { color: {{brandColor}}; }
+.content a.button { display: inline-block; padding: 12px 24px; background-color: {{brandColor}}; color: #ffffff; text-decoration: none; border-radius: 6px; font-weight: bold; }
+.content .small { font-size: 12px; line-height: 18px; color: #71717a; }
 .footer { padding: 16px 32px 32px; font-family: Helvetica, Arial, sans-serif; font-size: 12px; line-height: 18px; color: #71717a; text-align: center; }
 .preheader { display: none; max-height: 0; overflow: hidden; opacity: 0; color: transparent; }
 @media only screen and (max-width: 620px) { .container { width: 100% !important; } .content { padding: 20px !important; } }
