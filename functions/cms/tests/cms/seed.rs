@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use axum::http::StatusCode;
 use chrono::{NaiveDate, NaiveDateTime};
 use cms::{content, seed};
 use platform::lambda::{Event, Function};
@@ -429,23 +430,38 @@ async fn suggestions_hold_airports_their_cities_and_countries() {
     );
 }
 
+/// The slugs a public list answers, following its pages.
+async fn public_slugs(app: &TestApp, path: &str, field: &str) -> Vec<String> {
+    let mut slugs = Vec::new();
+    let mut uri = format!("{path}?limit=20");
+    loop {
+        let page = app.expect("GET", &uri, None, None, StatusCode::OK).await;
+        slugs.extend(
+            page[field]
+                .as_array()
+                .unwrap_or_else(|| panic!("{uri}: {page}"))
+                .iter()
+                .map(|item| text(item, "slug").to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(cursor) => uri = format!("{path}?limit=20&cursor={cursor}"),
+            None => return slugs,
+        }
+    }
+}
+
 #[tokio::test]
-async fn the_public_filters_have_expired_and_inactive_deals_to_hide() {
+async fn the_public_deal_list_shows_the_live_deals_and_hides_the_expired_and_the_inactive() {
     let (app, _) = seeded().await;
-    // What `GET /api/deals` lists: active and not expired.
-    let listed: Vec<String> = app
-        .client
-        .query(
-            r#"SELECT "slug" FROM "deals"
+    let listed = public_slugs(&app, "/api/deals", "deals").await;
+    let live = app
+        .count(
+            r#"SELECT count(*) FROM "deals"
                WHERE "active" AND ("expiresAt" IS NULL OR "expiresAt" > now() AT TIME ZONE 'UTC')"#,
-            &[],
         )
-        .await
-        .expect("listed deals")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert_eq!(listed.len() as i64, DEALS - 3);
+        .await;
+    assert_eq!(live, DEALS - 3);
+    assert_eq!(listed.len() as i64, live);
     for hidden in [
         "atlanta-to-cancun-spring-break-for-249",
         "manchester-to-istanbul-for-ps119",
@@ -462,15 +478,176 @@ async fn the_public_filters_have_expired_and_inactive_deals_to_hide() {
             .expect("a count")
             .get(0);
         assert_eq!(stored, 1, "{hidden} is stored");
+        app.expect(
+            "GET",
+            &format!("/api/deals/{hidden}"),
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
     }
-    assert!(
-        app.count(r#"SELECT count(*) FROM "deals" WHERE "expiresAt" IS NULL AND "active""#)
-            .await
-            >= 3
-    );
-    assert!(
-        app.count(r#"SELECT count(*) FROM "deals" WHERE "featured" AND "active""#)
-            .await
-            >= 5
-    );
+    let lisbon = app
+        .expect(
+            "GET",
+            "/api/deals/new-york-to-lisbon-from-389-round-trip",
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(lisbon["destination"]["city"], "Lisbon");
+    let featured = app
+        .expect(
+            "GET",
+            "/api/deals?featured=true",
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert!(featured["deals"].as_array().expect("deals").len() >= 5);
+}
+
+#[tokio::test]
+async fn the_public_destination_list_shows_only_published_destinations() {
+    let (app, _) = seeded().await;
+    let listed = public_slugs(&app, "/api/destinations", "destinations").await;
+    let published = app
+        .count(r#"SELECT count(*) FROM "destinations" WHERE "published""#)
+        .await;
+    assert!(published < DESTINATIONS);
+    assert_eq!(listed.len() as i64, published);
+    for draft in ["venice", "male"] {
+        assert!(!listed.iter().any(|s| s == draft), "{draft} is listed");
+    }
+    app.expect(
+        "GET",
+        "/api/destinations/lisbon",
+        None,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_seeded_suggestions_answer_a_search() {
+    let (app, _) = seeded().await;
+    let answer = app
+        .expect(
+            "GET",
+            "/api/search/suggestions?q=lisb",
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    let queries: Vec<&str> = answer["suggestions"]
+        .as_array()
+        .expect("suggestions")
+        .iter()
+        .map(|s| text(s, "query"))
+        .collect();
+    assert!(queries.contains(&"LIS"), "{queries:?}");
+    assert!(queries.contains(&"Lisbon, Portugal"), "{queries:?}");
+    let by_code = app
+        .expect(
+            "GET",
+            "/api/search/suggestions?q=JFK",
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(by_code["suggestions"][0]["query"], "JFK");
+}
+
+/// `row` as an editor would send it back: its editable fields only.
+fn editable(mut row: Value, server_fields: &[&str]) -> Value {
+    let object = row.as_object_mut().expect("a row");
+    for field in server_fields {
+        object.remove(*field);
+    }
+    if let Some(expires) = object.get("expiresAt").and_then(Value::as_str) {
+        let utc = format!("{expires}Z");
+        object.insert("expiresAt".to_owned(), json!(utc));
+    }
+    row
+}
+
+#[tokio::test]
+async fn the_editing_routes_accept_every_seeded_deal_and_destination_as_it_is() {
+    let (app, _) = seeded().await;
+    let editor = app.editor().await;
+    for deal in rows(&app, "deals").await {
+        let uri = format!("/api/admin/deals/{}", text(&deal, "id"));
+        let body = editable(
+            deal.clone(),
+            &[
+                "id",
+                "views",
+                "clicks",
+                "conversions",
+                "createdAt",
+                "updatedAt",
+                "createdBy",
+            ],
+        );
+        app.expect("PATCH", &uri, Some(&editor), Some(body), StatusCode::OK)
+            .await;
+    }
+    for destination in rows(&app, "destinations").await {
+        let uri = format!("/api/admin/destinations/{}", text(&destination, "id"));
+        let body = editable(
+            destination.clone(),
+            &["id", "views", "searches", "createdAt", "updatedAt"],
+        );
+        app.expect("PATCH", &uri, Some(&editor), Some(body), StatusCode::OK)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_email_routes_accept_every_seeded_template_and_render_its_examples() {
+    let (app, _) = seeded().await;
+    let editor = app.editor().await;
+    for template in rows(&app, "email_templates").await {
+        let key = text(&template, "key");
+        let uri = format!("/api/admin/email-templates/{key}");
+        let checked_again = json!({
+            "subject": template["subject"],
+            "preheader": template["preheader"],
+            "body": template["body"],
+            "variables": template["variables"],
+        });
+        app.expect(
+            "PATCH",
+            &uri,
+            Some(&editor),
+            Some(checked_again),
+            StatusCode::OK,
+        )
+        .await;
+        let model: serde_json::Map<String, Value> = template["variables"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .map(|v| (text(v, "name").to_owned(), v["example"].clone()))
+            .collect();
+        let rendered = app
+            .expect(
+                "POST",
+                &format!("{uri}/render"),
+                Some(&editor),
+                Some(json!({ "model": model })),
+                StatusCode::OK,
+            )
+            .await;
+        let subject = rendered["subject"].as_str().expect("a subject");
+        assert!(
+            !subject.is_empty() && !subject.contains("{{"),
+            "{key}: {subject}"
+        );
+    }
 }
