@@ -27,8 +27,10 @@ use platform::api_doc::{
 use platform::paging::{self, Page};
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio_postgres::{GenericClient, Row, types::Type};
+use tokio_postgres::types::{Json as JsonColumn, ToSql};
+use tokio_postgres::{GenericClient, Row};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
@@ -137,34 +139,6 @@ impl Deal {
     fn view(&self) -> Value {
         serde_json::to_value(self).expect("deals serialise")
     }
-
-    /// What the site may show: no counters, no author, no `active` (the
-    /// public sees active deals only).
-    fn public(&self) -> PublicDeal<'_> {
-        PublicDeal {
-            id: &self.id,
-            slug: &self.slug,
-            title: &self.title,
-            description: &self.description,
-            destination: &self.destination,
-            origin: &self.origin,
-            original_price: self.original_price,
-            discounted_price: self.discounted_price,
-            discount_percent: discount_percent(self.original_price, self.discounted_price),
-            currency: &self.currency,
-            flight_details: &self.flight_details,
-            deal_score: self.deal_score,
-            featured: self.featured,
-            expires_at: self.expires_at,
-            category: &self.category,
-            tags: self.tags.as_deref().unwrap_or_default(),
-            images: &self.images,
-            restrictions: self.restrictions.as_deref().unwrap_or_default(),
-            seo: &self.seo,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
 }
 
 /// The whole percentage saved, as the site shows it.
@@ -175,36 +149,78 @@ fn discount_percent(original: f64, discounted: f64) -> i64 {
     percent
 }
 
-/// A deal as the site shows it.
+/// The columns the site may see: no counters, no author, no `active`
+/// (the public sees active deals only).
+const PUBLIC_COLUMNS: &str = r#""id", "slug", "title", "description", "destination", "origin",
+    "originalPrice", "discountedPrice", "currency", "flightDetails", "dealScore", "featured",
+    "expiresAt", "category", "tags", "images", "restrictions", "seo", "createdAt", "updatedAt""#;
+
+/// A deal as the site shows it, read from [`PUBLIC_COLUMNS`]. Its JSON
+/// columns stay the text PostgreSQL sent: the answer carries them as they
+/// are, with no tree built and written again for each of a page's deals.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PublicDeal<'a> {
-    id: &'a str,
-    slug: &'a str,
-    title: &'a str,
-    description: &'a str,
+pub struct PublicDeal {
+    id: String,
+    slug: String,
+    title: String,
+    description: String,
+    /// `{airportCode, city, country}`.
     #[schema(value_type = Object)]
-    destination: &'a Value,
-    origin: &'a str,
+    destination: Box<RawValue>,
+    origin: String,
     original_price: f64,
     discounted_price: f64,
     /// Rounded to a whole percent.
     discount_percent: i64,
-    currency: &'a str,
+    currency: String,
     #[schema(value_type = Object)]
-    flight_details: &'a Value,
+    flight_details: Box<RawValue>,
     deal_score: i32,
     featured: bool,
     expires_at: Option<DateTime<Utc>>,
-    category: &'a str,
-    tags: &'a [String],
+    category: String,
+    tags: Vec<String>,
+    /// `[{url, alt}]`.
     #[schema(value_type = Vec<Object>)]
-    images: &'a Value,
-    restrictions: &'a [String],
+    images: Box<RawValue>,
+    restrictions: Vec<String>,
+    /// `{title, description, keywords?, canonicalUrl?}`.
     #[schema(value_type = Object)]
-    seo: &'a Value,
+    seo: Box<RawValue>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+impl PublicDeal {
+    fn from_row(row: &Row) -> Self {
+        let raw = |i: usize| row.get::<_, JsonColumn<Box<RawValue>>>(i).0;
+        let original_price: f64 = row.get(6);
+        let discounted_price: f64 = row.get(7);
+        Self {
+            id: row.get(0),
+            slug: row.get(1),
+            title: row.get(2),
+            description: row.get(3),
+            destination: raw(4),
+            origin: row.get(5),
+            original_price,
+            discounted_price,
+            discount_percent: discount_percent(original_price, discounted_price),
+            currency: row.get(8),
+            flight_details: raw(9),
+            deal_score: row.get(10),
+            featured: row.get(11),
+            expires_at: row.get::<_, Option<chrono::NaiveDateTime>>(12).map(utc),
+            category: row.get(13),
+            tags: row.get::<_, Option<Vec<String>>>(14).unwrap_or_default(),
+            images: raw(15),
+            restrictions: row.get::<_, Option<Vec<String>>>(16).unwrap_or_default(),
+            seo: raw(17),
+            created_at: utc(row.get(18)),
+            updated_at: utc(row.get(19)),
+        }
+    }
 }
 
 /// The order of a public list.
@@ -223,26 +239,26 @@ pub enum Sort {
 }
 
 impl Sort {
-    /// ORDER BY and the keyset condition of the sort, over the statement's
-    /// parameters $7 (score), $8 (a float: price or discount), $9 (a time)
-    /// and $10 (the id). Fixed text per sort: no value is formatted in.
+    /// ORDER BY and the keyset condition of the sort, the latter with
+    /// `{}` where its key's parameter number goes. Fixed text per sort: no
+    /// value is formatted in.
     fn sql(self) -> (&'static str, &'static str) {
         match self {
             Sort::DealScore => (
                 r#""dealScore" DESC, "id" DESC"#,
-                r#"("dealScore", "id") < ($7, $10)"#,
+                r#"("dealScore", "id") < (${key}, ${id})"#,
             ),
             Sort::Price => (
                 r#""discountedPrice" ASC, "id" ASC"#,
-                r#"("discountedPrice", "id") > ($8, $10)"#,
+                r#"("discountedPrice", "id") > (${key}, ${id})"#,
             ),
             Sort::Discount => (
                 r#"("originalPrice" - "discountedPrice") / "originalPrice" DESC, "id" DESC"#,
-                r#"(("originalPrice" - "discountedPrice") / "originalPrice", "id") < ($8, $10)"#,
+                r#"(("originalPrice" - "discountedPrice") / "originalPrice", "id") < (${key}, ${id})"#,
             ),
             Sort::Newest => (
                 r#""createdAt" DESC, "id" DESC"#,
-                r#"("createdAt", "id") < ($9, $10)"#,
+                r#"("createdAt", "id") < (${key}, ${id})"#,
             ),
         }
     }
@@ -260,7 +276,7 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn after(sort: Sort, deal: &Deal) -> Self {
+    fn after(sort: Sort, deal: &PublicDeal) -> Self {
         let number = match sort {
             Sort::Price => Some(float_key(deal.discounted_price)),
             Sort::Discount => Some(float_key(
@@ -275,6 +291,17 @@ impl Cursor {
             time: (sort == Sort::Newest).then(|| platform::clock::to_db_timestamp(deal.created_at)),
             id: deal.id.clone(),
         }
+    }
+
+    /// The parameter of the sort's key, or a 400 naming `cursor` for one
+    /// that does not hold it (a forged cursor).
+    fn key(&self) -> ApiResult<Box<dyn ToSql + Sync + Send>> {
+        let forged = || ApiError::invalid_field("cursor", "is not one this API issued");
+        Ok(match self.sort {
+            Sort::DealScore => Box::new(self.score.ok_or_else(forged)?),
+            Sort::Price | Sort::Discount => Box::new(float_of_key(self.number.ok_or_else(forged)?)),
+            Sort::Newest => Box::new(self.time.ok_or_else(forged)?),
+        })
     }
 }
 
@@ -300,18 +327,45 @@ pub struct PublicQuery {
     cursor: Option<String>,
 }
 
-/// A page of deals, as [`Page`] writes it.
+/// A page of deals.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)]
-struct PublicDealPage<'a> {
-    deals: Vec<PublicDeal<'a>>,
+struct PublicDealPage {
+    deals: Vec<PublicDeal>,
     /// Continues after the last deal; absent on the last page.
     next_cursor: Option<String>,
 }
 
 /// Active and not expired at `$1`.
 const LIVE: &str = r#""active" AND ("expiresAt" IS NULL OR "expiresAt" > $1)"#;
+
+/// A statement and its parameters, built from the filters a request sets:
+/// each condition is fixed text naming its parameter by number, and only
+/// the conditions in use are in the statement, so PostgreSQL plans exactly
+/// the query asked for (a generic plan of `$2 IS NULL OR ...` for every
+/// filter would have to keep every branch).
+struct Statement {
+    sql: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Statement {
+    fn new(base: String, now: chrono::NaiveDateTime) -> Self {
+        Self {
+            sql: base,
+            params: vec![Box::new(now)],
+        }
+    }
+
+    /// Adds ` AND <condition>`, its `{}` replaced by the next parameter.
+    fn and(&mut self, condition: &str, value: Box<dyn ToSql + Sync + Send>) {
+        self.params.push(value);
+        let number = format!("${}", self.params.len());
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&condition.replace("{}", &number));
+    }
+}
 
 #[utoipa::path(
     operation_id = "list_public_deals",
@@ -342,114 +396,88 @@ pub async fn public_list(
             "was issued for another sort: keep the sort of the first page",
         ));
     }
-    let category = query
-        .category
-        .as_deref()
-        .map(|c| content::check_slug("category", c))
-        .transpose()?;
-    let origin = query
-        .origin
-        .as_deref()
-        .map(|c| content::iata("origin", c))
-        .transpose()?;
-    let destination = query
-        .destination
-        .as_deref()
-        .map(|c| content::iata("destination", c))
-        .transpose()?;
-    let currency = query
-        .currency
-        .as_deref()
-        .map(|c| content::currency("currency", c))
-        .transpose()?;
-    let max_price = query
-        .max_price
-        .map(|p| content::price("maxPrice", p))
-        .transpose()?;
+    let mut statement = Statement::new(
+        format!(r#"SELECT {PUBLIC_COLUMNS} FROM "deals" WHERE {LIVE}"#),
+        platform::clock::now_millis(),
+    );
+    if let Some(category) = &query.category {
+        let category = content::check_slug("category", category)?;
+        statement.and(r#""category" = {}"#, Box::new(category));
+    }
+    if let Some(origin) = &query.origin {
+        let origin = content::iata("origin", origin)?;
+        statement.and(r#""origin" = {}"#, Box::new(origin));
+    }
+    if let Some(destination) = &query.destination {
+        let destination = content::iata("destination", destination)?;
+        statement.and(
+            r#""destination"->>'airportCode' = {}"#,
+            Box::new(destination),
+        );
+    }
+    if let Some(featured) = query.featured {
+        statement.and(r#""featured" = {}"#, Box::new(featured));
+    }
+    if let Some(currency) = &query.currency {
+        let currency = content::currency("currency", currency)?;
+        statement.and(r#""currency" = {}"#, Box::new(currency));
+    }
+    if let Some(max_price) = query.max_price {
+        let max_price = content::price("maxPrice", max_price)?;
+        statement.and(r#""discountedPrice" <= {}"#, Box::new(max_price));
+    }
     let (order, after) = sort.sql();
+    if let Some(cursor) = &cursor {
+        statement.params.push(cursor.key()?);
+        let key = statement.params.len();
+        statement.params.push(Box::new(cursor.id.clone()));
+        statement.sql.push_str(" AND ");
+        statement.sql.push_str(
+            &after
+                .replace("{key}", &key.to_string())
+                .replace("{id}", &(key + 1).to_string()),
+        );
+    }
+    statement.params.push(Box::new(limit + 1));
+    statement.sql.push_str(&format!(
+        " ORDER BY {order} LIMIT ${}",
+        statement.params.len()
+    ));
     let client = state
         .pool
         .get()
         .await
         .map_err(|e| ApiError::from_cause(e.into()))?;
-    // Typed, because each sort uses one of the keyset parameters and
-    // leaves the others without a type PostgreSQL could infer; cached per
-    // connection, one statement per sort.
-    let statement = client
-        .prepare_typed_cached(
-            &format!(
-                r#"SELECT {COLUMNS} FROM "deals"
-                   WHERE {LIVE}
-                     AND ($2::text IS NULL OR "category" = $2)
-                     AND ($3::text IS NULL OR "origin" = $3)
-                     AND ($4::text IS NULL OR "destination"->>'airportCode' = $4)
-                     AND ($5::bool IS NULL OR "featured" = $5)
-                     AND ($6::float8 IS NULL OR "discountedPrice" <= $6)
-                     AND ($11::text IS NULL OR "currency" = $11)
-                     AND ($10::text IS NULL OR {after})
-                   ORDER BY {order}
-                   LIMIT $12"#
-            ),
-            &[
-                Type::TIMESTAMP,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::BOOL,
-                Type::FLOAT8,
-                Type::INT4,
-                Type::FLOAT8,
-                Type::TIMESTAMP,
-                Type::TEXT,
-                Type::TEXT,
-                Type::INT8,
-            ],
-        )
+    // Cached per connection: one statement per combination of filters used.
+    let prepared = client
+        .prepare_cached(&statement.sql)
         .await
         .map_err(ApiError::internal("preparing the deal list"))?;
+    let params: Vec<&(dyn ToSql + Sync)> = statement
+        .params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
     let rows = client
-        .query(
-            &statement,
-            &[
-                &platform::clock::now_millis(),
-                &category,
-                &origin,
-                &destination,
-                &query.featured,
-                &max_price,
-                &cursor.as_ref().and_then(|c| c.score),
-                &cursor.as_ref().and_then(|c| c.number).map(float_of_key),
-                &cursor.as_ref().and_then(|c| c.time),
-                &cursor.as_ref().map(|c| c.id.as_str()),
-                &currency,
-                &(limit + 1),
-            ],
-        )
+        .query(&prepared, &params)
         .await
         .map_err(ApiError::internal("listing deals"))?;
-    let deals: Vec<Deal> = rows.iter().map(Deal::from_row).collect();
-    let shown: Vec<PublicDeal> = deals.iter().map(Deal::public).collect();
-    let page = Page::new("deals", shown, limit, |d| {
-        let deal = deals
-            .iter()
-            .find(|full| full.id == d.id)
-            .expect("shown deals come from the rows");
-        Cursor::after(sort, deal)
-    });
-    Ok(public::cached_json(&headers, &page))
+    let deals: Vec<PublicDeal> = rows.iter().map(PublicDeal::from_row).collect();
+    let body = public::page_json("deals", &deals, limit, |deal| Cursor::after(sort, deal));
+    Ok(public::cached_bytes(&headers, body))
 }
 
 /// The live deal with `slug`, or a 404 naming it.
-async fn find_live(client: &impl GenericClient, slug: &str) -> ApiResult<Deal> {
+async fn find_live(client: &impl GenericClient, slug: &str) -> ApiResult<PublicDeal> {
     client
         .query_opt(
-            &format!(r#"SELECT {COLUMNS} FROM "deals" WHERE "slug" = $2 AND {LIVE}"#),
+            &format!(r#"SELECT {PUBLIC_COLUMNS} FROM "deals" WHERE "slug" = $2 AND {LIVE}"#),
             &[&platform::clock::now_millis(), &slug],
         )
         .await
         .map_err(ApiError::internal("reading a deal"))?
         .as_ref()
-        .map(Deal::from_row)
+        .map(PublicDeal::from_row)
         .ok_or_else(|| ApiError::NotFound(format!("deal {slug:?}")))
 }
 
@@ -478,7 +506,7 @@ pub async fn public_get(
         .await
         .map_err(|e| ApiError::from_cause(e.into()))?;
     let deal = find_live(&**client, &slug).await?;
-    Ok(public::cached_json(&headers, &deal.public()))
+    Ok(public::cached_json(&headers, &deal))
 }
 
 /// A counter of a deal.

@@ -87,6 +87,52 @@ pub fn cached_bytes(request_headers: &HeaderMap, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// A page of a public list as the JSON body `{"<name>": [...],
+/// "nextCursor": ...}`, written in one pass: `items` were fetched with
+/// `limit + 1`, so a further item means a next page, whose cursor is `key`
+/// of the last item kept. Like [`platform::paging::Page`], a page stops
+/// early rather than outgrow [`platform::paging::MAX_PAGE_BYTES`] (counted as
+/// Lambda's response escapes it); unlike it, items are written once, with
+/// no tree built per item, because these lists are the busiest answers.
+pub fn page_json<T: Serialize, K: Serialize>(
+    name: &str,
+    items: &[T],
+    limit: i64,
+    key: impl Fn(&T) -> K,
+) -> Vec<u8> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut body = Vec::with_capacity(16 * 1024);
+    body.extend_from_slice(b"{");
+    serde_json::to_writer(&mut body, name).expect("a name serialises");
+    body.extend_from_slice(b":[");
+    let mut kept = 0;
+    let mut budget = platform::paging::MAX_PAGE_BYTES;
+    for item in items.iter().take(limit) {
+        let start = body.len();
+        if kept > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, item).expect("items serialise");
+        let size = platform::paging::escaped_len(&String::from_utf8_lossy(&body[start..]));
+        if kept > 0 && size > budget {
+            body.truncate(start);
+            break;
+        }
+        budget = budget.saturating_sub(size);
+        kept += 1;
+    }
+    body.extend_from_slice(b"],\"nextCursor\":");
+    let next = (items.len() > kept)
+        .then(|| {
+            kept.checked_sub(1)
+                .map(|last| platform::paging::encode(&key(&items[last])))
+        })
+        .flatten();
+    serde_json::to_writer(&mut body, &next).expect("a cursor serialises");
+    body.push(b'}');
+    body
+}
+
 /// isbot's list (a port of the npm `isbot` patterns), as the intake uses.
 static BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
 
@@ -102,6 +148,7 @@ pub fn from_bot(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_matching_if_none_match_is_a_304_and_keeps_the_cache_headers() {
@@ -121,6 +168,35 @@ mod tests {
         );
         let changed = cached_json(&headers, &serde_json::json!({"a": 2}));
         assert_eq!(changed.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn a_page_body_is_the_items_and_a_cursor_after_the_last_one_kept() {
+        let items = vec![json!({"id": "a"}), json!({"id": "b"}), json!({"id": "c"})];
+        let body = page_json("deals", &items, 2, |item| item["id"].clone());
+        let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(page["deals"], json!([{"id": "a"}, {"id": "b"}]));
+        let cursor: String = platform::paging::decode(page["nextCursor"].as_str())
+            .expect("a cursor")
+            .expect("some");
+        assert_eq!(cursor, "b");
+        let last = page_json("deals", &items[..1], 2, |item| item["id"].clone());
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&last).expect("JSON"),
+            json!({"deals": [{"id": "a"}], "nextCursor": null})
+        );
+    }
+
+    #[test]
+    fn a_page_stops_before_it_outgrows_a_lambda_response() {
+        let big = "x".repeat(platform::paging::MAX_PAGE_BYTES / 3);
+        let items: Vec<serde_json::Value> = (0..5).map(|i| json!({"id": i, "text": big})).collect();
+        let body = page_json("deals", &items, 5, |item| item["id"].clone());
+        assert!(body.len() < platform::paging::MAX_PAGE_BYTES);
+        let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let kept = page["deals"].as_array().expect("deals").len();
+        assert!((1..5).contains(&kept), "{kept}");
+        assert!(page["nextCursor"].is_string());
     }
 
     #[test]
