@@ -1,6 +1,7 @@
 """Drives bench/deals.sh: the public deal list against the same SELECT run
 by pgbench, side by side, alternating order each round."""
 
+import datetime
 import http.client
 import json
 import os
@@ -18,18 +19,14 @@ DEALS = int(os.environ.get("BENCH_DEALS", "10000"))
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
 
 # The handler's statement for the first page of the default sort (dealScore),
-# its parameters written in: what pgbench runs.
-COLUMNS = ('"id", "slug", "title", "description", "destination", "origin", "originalPrice", '
-           '"discountedPrice", "currency", "flightDetails", "dealScore", "featured", "active", "expiresAt", '
-           '"category", "tags", "images", "restrictions", "seo", "views", "clicks", "conversions", '
-           '"createdAt", "updatedAt", "createdBy"')
-FIRST_PAGE = (f'SELECT {COLUMNS} FROM "deals" '
-              'WHERE "active" AND ("expiresAt" IS NULL OR "expiresAt" > now()::timestamp(3)) '
-              'AND (NULL::text IS NULL OR "category" = NULL) AND (NULL::text IS NULL OR "origin" = NULL) '
-              "AND (NULL::text IS NULL OR \"destination\"->>'airportCode' = NULL) "
-              'AND (NULL::bool IS NULL OR "featured" = NULL) AND (NULL::float8 IS NULL OR "discountedPrice" <= NULL) '
-              'AND (NULL::text IS NULL OR "currency" = NULL) AND (NULL::text IS NULL OR ("dealScore", "id") < (NULL::int4, NULL::text)) '
-              'ORDER BY "dealScore" DESC, "id" DESC LIMIT 51;\n')
+# prepared, with the same two parameters (now, and the page size plus one):
+# what pgbench runs.
+PUBLIC_COLUMNS = ('"id", "slug", "title", "description", "destination", "origin", "originalPrice", '
+                  '"discountedPrice", "currency", "flightDetails", "dealScore", "featured", "expiresAt", '
+                  '"category", "tags", "images", "restrictions", "seo", "createdAt", "updatedAt"')
+FIRST_PAGE = (f'SELECT {PUBLIC_COLUMNS} FROM "deals" '
+              'WHERE "active" AND ("expiresAt" IS NULL OR "expiresAt" > :now) '
+              'ORDER BY "dealScore" DESC, "id" DESC LIMIT :limit;\n')
 
 
 def url_for(database):
@@ -87,7 +84,9 @@ def wrk(address, path):
 
 
 def run_pgbench(db_url, script_path):
-    out = subprocess.run([PGBENCH, "-n", "-c", "4", "-j", "2", "-T", str(int(SECONDS)), "-f", script_path, db_url],
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    out = subprocess.run([PGBENCH, "-n", "-M", "prepared", "-c", "4", "-j", "2", "-T", str(int(SECONDS)),
+                          "-D", f"now={now}", "-D", "limit=51", "-f", script_path, db_url],
                          check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         if line.startswith("tps = "):
@@ -118,7 +117,8 @@ def main():
         script = os.path.join(tmp, "first_page.sql")
         with open(script, "w") as f:
             f.write(FIRST_PAGE)
-        rows = psql(url, "-c", f"SELECT count(*) FROM ({FIRST_PAGE.rstrip().rstrip(';')}) AS page")
+        first_page = FIRST_PAGE.replace(":now", "now()::timestamp(3)").replace(":limit", "51")
+        rows = psql(url, "-c", f"SELECT count(*) FROM ({first_page.rstrip().rstrip(';')}) AS page")
         assert rows == "51", rows
         served, selected = [], []
         for round_number in range(ROUNDS):
