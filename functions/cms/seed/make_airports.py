@@ -13,9 +13,9 @@ Sources (all MIT or BSD licensed; see NOTICE beside this file):
 - airportsdata 20260905 (MIT, Mike Borsetti; includes mwgg/Airports, MIT):
   IATA and ICAO codes, names, cities, subdivisions, countries, positions,
   time zones, and iata_macs.csv (metropolitan area codes such as LON).
-- airports-py 3.1.0 (MIT, Aashish Vivekanand; its data comes from
-  OurAirports, public domain): the airport's size class (large_airport,
-  medium_airport) and whether it has scheduled service.
+- airports-py 3.1.0 (MIT, Aashish Vivekanand): the airport's size class
+  (large_airport, medium_airport) and whether it has scheduled service, in
+  fields named as OurAirports names them (the package names no source).
 - Babel 2.19.0 (BSD-3-Clause; CLDR data under the Unicode licence): English
   country names for ISO 3166 codes.
 

@@ -19,8 +19,14 @@
 //! Every table is written by one statement (`jsonb_to_recordset` over all
 //! its rows), in one transaction, `ON CONFLICT DO NOTHING` on the tables'
 //! unique keys (slug, airport code, key and name, query): a rerun inserts
-//! nothing and leaves every row as an editor left it. A sample row an
-//! editor deleted does come back at the next run.
+//! nothing and leaves every row as an editor left it. Trade-offs of that:
+//! a sample row an editor deleted comes back at the next run, and a dev
+//! database kept for months sees its sample deals expire and depart in the
+//! past (a fresh database, or deleting the rows `createdBy` `seed`, gives
+//! dates from today again).
+//!
+//! The image URLs have the form of Unsplash's CDN addresses but were not
+//! checked to exist: they are sample data for layouts, not picked photos.
 
 use std::collections::BTreeMap;
 
