@@ -53,6 +53,21 @@ pub async fn run(pool: &Pool) -> anyhow::Result<Value> {
     let sample = Sample::for_day(now)?;
     let mut client = pool.get().await.context("connecting to the database")?;
     let tx = client.transaction().await.context("starting the seed")?;
+    // Sample content is for development databases: one whose deals an
+    // editor wrote is a live site's, where sample deals would go public.
+    let edited: i64 = tx
+        .query_one(
+            r#"SELECT count(*) FROM "deals" WHERE "createdBy" <> $1"#,
+            &[&CREATED_BY],
+        )
+        .await
+        .context("looking for editors' deals")?
+        .get(0);
+    if edited > 0 {
+        anyhow::bail!(
+            "this database holds {edited} deals written by editors: the sample content is only for a development database"
+        );
+    }
     let mut inserted = serde_json::Map::new();
     for (table, statement, rows) in [
         ("destinations", INSERT_DESTINATIONS, &sample.destinations),

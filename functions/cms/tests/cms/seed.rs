@@ -651,3 +651,27 @@ async fn the_email_routes_accept_every_seeded_template_and_render_its_examples()
         );
     }
 }
+
+#[tokio::test]
+async fn a_database_with_editors_deals_is_refused_and_left_as_it_is() {
+    let app = spawn_app().await;
+    let token = app.editor().await;
+    app.expect(
+        "POST",
+        "/api/admin/deals",
+        Some(&token),
+        Some(crate::deals::deal("A real deal", json!({}))),
+        StatusCode::CREATED,
+    )
+    .await;
+    let refused = seed::run(&app.function.state.pool)
+        .await
+        .expect_err("a live site's database");
+    assert!(refused.to_string().contains("editors"), "{refused}");
+    assert_eq!(app.count(r#"SELECT count(*) FROM "deals""#).await, 1);
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "search_suggestions""#)
+            .await,
+        0
+    );
+}
