@@ -119,18 +119,18 @@ fn too_many_rows() -> ApiError {
     )
 }
 
-/// The body's rows, each parsed or refused.
-fn rows(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<(&'static str, Vec<(Place, ApiResult<NewSuggestion>)>)> {
+/// The rows of a body, each parsed or refused.
+type Rows = Vec<(Place, ApiResult<NewSuggestion>)>;
+
+/// The body's format and rows.
+fn rows(headers: &HeaderMap, body: &[u8]) -> ApiResult<(&'static str, Rows)> {
     match platform::http::media_type(headers).as_deref() {
         Some("text/csv") => csv_rows(body).map(|rows| ("csv", rows)),
         _ => json_rows(body).map(|rows| ("json", rows)),
     }
 }
 
-fn json_rows(body: &[u8]) -> ApiResult<Vec<(Place, ApiResult<NewSuggestion>)>> {
+fn json_rows(body: &[u8]) -> ApiResult<Rows> {
     let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(None, e))?;
     let Value::Array(items) = value else {
         return Err(ApiError::bad_request(
@@ -153,7 +153,7 @@ fn json_rows(body: &[u8]) -> ApiResult<Vec<(Place, ApiResult<NewSuggestion>)>> {
         .collect())
 }
 
-fn csv_rows(body: &[u8]) -> ApiResult<Vec<(Place, ApiResult<NewSuggestion>)>> {
+fn csv_rows(body: &[u8]) -> ApiResult<Rows> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)

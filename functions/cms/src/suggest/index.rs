@@ -165,6 +165,8 @@ pub fn typos_allowed(len: usize) -> u8 {
 struct Posting {
     doc: u32,
     attribute: Attribute,
+    /// The suggestion's, here too: the type filter reads no other memory.
+    kind: Kind,
 }
 
 /// The index of one load of `search_suggestions`.
@@ -202,6 +204,7 @@ impl Index {
                     postings.push(Posting {
                         doc: number,
                         attribute,
+                        kind: doc.kind,
                     });
                 }
             }
@@ -266,6 +269,12 @@ impl Index {
                 .unwrap_or_default(),
             _ => &[],
         };
+        if limit == 0 {
+            return Vec::new();
+        }
+        if let [word] = words.as_slice() {
+            return self.search_word(word, last_is_prefix, kind, exact_code, limit);
+        }
         let last = words.len() - 1;
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.reset(self.docs.len());
@@ -296,6 +305,53 @@ impl Index {
                 .map(|(_, doc)| &self.docs[doc as usize])
                 .collect()
         })
+    }
+
+    /// [`Index::search`] for one word, the common case while a visitor
+    /// types (and the costliest: `b` begins thousands of words): every
+    /// posting becomes one number that sorts in ranking order, `exact code
+    /// | quality | suggestion`, and only the best few are sorted.
+    fn search_word(
+        &self,
+        word: &str,
+        prefix: bool,
+        kind: Option<Kind>,
+        exact_code: &[u32],
+        limit: usize,
+    ) -> Vec<&Suggestion> {
+        if word.len() > MAX_WORD_BYTES {
+            return Vec::new();
+        }
+        let automaton = Typos {
+            word: word.as_bytes(),
+            max: typos_allowed(word.len()),
+            prefix,
+        };
+        let mut keys: Vec<u64> = Vec::new();
+        let mut stream = self.words.search_with_state(&automaton).into_stream();
+        while let Some((key, value, state)) = stream.next() {
+            let Some(quality) = automaton.quality(&state, key) else {
+                continue;
+            };
+            let Some(postings) = usize::try_from(value)
+                .ok()
+                .and_then(|v| self.postings.get(v))
+            else {
+                continue;
+            };
+            for posting in postings.iter() {
+                if kind.is_some_and(|k| posting.kind != k) {
+                    continue;
+                }
+                let not_code = u64::from(!exact_code.contains(&posting.doc));
+                let packed = u64::from(quality.with(posting.attribute));
+                keys.push(not_code << 40 | packed << 32 | u64::from(posting.doc));
+            }
+        }
+        best_distinct(&mut keys, limit)
+            .into_iter()
+            .map(|doc| &self.docs[doc as usize])
+            .collect()
     }
 
     fn match_word(
@@ -338,6 +394,38 @@ impl Index {
     /// the benchmark.
     pub fn all(&self) -> &[Suggestion] {
         &self.docs
+    }
+}
+
+/// The suggestions of the `limit` smallest keys (a suggestion's number in
+/// the low 32 bits), each once, at its best key. Only a few more than
+/// `limit` keys are sorted, unless repeats leave too few.
+fn best_distinct(keys: &mut [u64], limit: usize) -> Vec<u32> {
+    let mut take = (limit * 4).min(keys.len());
+    loop {
+        if take == 0 {
+            return Vec::new();
+        }
+        if take < keys.len() {
+            keys.select_nth_unstable(take - 1);
+        }
+        let head = &mut keys[..take];
+        head.sort_unstable();
+        let mut docs: Vec<u32> = Vec::with_capacity(limit);
+        for key in head.iter() {
+            // The low 32 bits are the suggestion's number.
+            let doc = u32::try_from(key & u64::from(u32::MAX)).expect("masked to 32 bits");
+            if !docs.contains(&doc) {
+                docs.push(doc);
+                if docs.len() == limit {
+                    return docs;
+                }
+            }
+        }
+        if take == keys.len() {
+            return docs;
+        }
+        take = keys.len();
     }
 }
 
@@ -798,6 +886,21 @@ mod tests {
         let found = index.search("lisbon", Some(Kind::City), 8);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].kind, Kind::City);
+    }
+
+    #[test]
+    fn the_best_keys_are_kept_once_each() {
+        let mut keys = vec![
+            5 << 32 | 1,
+            1 << 32 | 2,
+            2 << 32 | 1,
+            9 << 32 | 3,
+            3 << 32 | 2,
+        ];
+        assert_eq!(best_distinct(&mut keys, 2), [2, 1]);
+        let mut repeats = vec![1 << 32 | 7; 20];
+        repeats.push(2 << 32 | 8);
+        assert_eq!(best_distinct(&mut repeats, 2), [7, 8]);
     }
 
     #[test]

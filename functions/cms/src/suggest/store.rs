@@ -40,8 +40,9 @@ struct Fingerprint {
 pub struct Loaded {
     pub index: Index,
     fingerprint: Fingerprint,
-    /// How long reading and building took.
+    /// How long reading and building took, and reading alone.
     pub load_time: Duration,
+    pub read_time: Duration,
 }
 
 /// The suggestion index of this container.
@@ -183,6 +184,7 @@ impl SuggestionStore {
             suggestions = loaded.index.len(),
             words = loaded.index.words(),
             load_ms = loaded.load_time.as_millis(),
+            read_ms = loaded.read_time.as_millis(),
             "suggestion index loaded"
         );
         Ok(loaded)
@@ -216,6 +218,7 @@ pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
         .await
         .map_err(ApiError::internal("ending the suggestion read"))?;
     drop(client);
+    let read_time = started.elapsed();
     let docs: Vec<Suggestion> = rows
         .iter()
         .filter_map(|row| {
@@ -239,5 +242,6 @@ pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
         index,
         fingerprint,
         load_time: started.elapsed(),
+        read_time,
     })
 }
