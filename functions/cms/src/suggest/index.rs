@@ -106,11 +106,18 @@ pub struct Suggestion {
 }
 
 impl Suggestion {
-    /// The words to index, each with the attribute it came from.
-    fn words(&self) -> Vec<(String, Attribute)> {
-        let mut words = Vec::new();
+    /// Calls `each` with every word to index, folded, and the attribute it
+    /// came from, in attribute order. One buffer serves every text: the
+    /// build runs this for every suggestion of a cold container.
+    fn each_word(&self, buffer: &mut String, mut each: impl FnMut(&str, Attribute)) {
         let mut add = |text: &str, attribute: Attribute| {
-            words.extend(fold_words(text).into_iter().map(|w| (w, attribute)));
+            fold_into(text, buffer);
+            for word in buffer
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
+                each(word, attribute);
+            }
         };
         if let Some(code) = &self.code {
             add(code, Attribute::Code);
@@ -133,13 +140,26 @@ impl Suggestion {
         if let Some(country) = &self.country {
             add(country, Attribute::Country);
         }
-        words
     }
 }
 
 /// `text` transliterated to lower-case ASCII.
 pub fn fold(text: &str) -> String {
-    deunicode::deunicode(text).to_ascii_lowercase()
+    let mut folded = String::with_capacity(text.len());
+    fold_into(text, &mut folded);
+    folded
+}
+
+/// [`fold`] into `buffer` (cleared first). ASCII text, most place names,
+/// is only lower-cased: deunicode would copy it unchanged.
+fn fold_into(text: &str, buffer: &mut String) {
+    buffer.clear();
+    if text.is_ascii() {
+        buffer.push_str(text);
+    } else {
+        buffer.push_str(&deunicode::deunicode(text));
+    }
+    buffer.make_ascii_lowercase();
 }
 
 /// The words of `text`, folded.
@@ -194,20 +214,29 @@ impl Index {
         let docs: Vec<Suggestion> = keyed.into_iter().map(|(_, d)| d).collect();
         let mut by_word: HashMap<String, Vec<Posting>> = HashMap::new();
         let mut codes: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut buffer = String::new();
         for (number, doc) in docs.iter().enumerate() {
             let number = u32::try_from(number)?;
-            for (word, attribute) in doc.words() {
-                let postings = by_word.entry(word).or_default();
-                // Words of one suggestion arrive in attribute order: the
-                // first posting of a word is its best.
-                if postings.last().is_none_or(|p| p.doc != number) {
-                    postings.push(Posting {
-                        doc: number,
-                        attribute,
-                        kind: doc.kind,
-                    });
+            doc.each_word(&mut buffer, |word, attribute| {
+                let posting = Posting {
+                    doc: number,
+                    attribute,
+                    kind: doc.kind,
+                };
+                // A key is allocated only for a word not seen before.
+                match by_word.get_mut(word) {
+                    // Words of one suggestion arrive in attribute order:
+                    // the first posting of a word is its best.
+                    Some(postings) => {
+                        if postings.last().is_none_or(|p| p.doc != number) {
+                            postings.push(posting);
+                        }
+                    }
+                    None => {
+                        by_word.insert(word.to_owned(), vec![posting]);
+                    }
                 }
-            }
+            });
             if let Some(code) = &doc.code {
                 codes
                     .entry(code.to_ascii_uppercase())

@@ -62,7 +62,11 @@ pub struct SuggestionStore {
 
 const FINGERPRINT: &str = r#"SELECT count(*), max("updatedAt") FROM "search_suggestions""#;
 
-const ALL_ROWS: &str = r#"SELECT "id", "query", "type", "code", "name", "country", "popularity", "metadata"
+/// Every row, with what the fingerprint is made of: one statement is one
+/// snapshot, so the index and its fingerprint cannot disagree, and no
+/// second scan counts the rows.
+const ALL_ROWS: &str = r#"SELECT "id", "query", "type", "code", "name", "country", "popularity", "metadata",
+        "updatedAt"
     FROM "search_suggestions""#;
 
 impl SuggestionStore {
@@ -191,52 +195,52 @@ impl SuggestionStore {
     }
 }
 
-/// Every row and the fingerprint they match, read in one snapshot.
+/// Every row and the fingerprint they match, read in one statement.
+/// Rows are turned into suggestions as they arrive, while PostgreSQL is
+/// still sending the rest.
 pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
+    use futures_util::TryStreamExt as _;
     let started = Instant::now();
-    let mut client = pool.get().await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(ApiError::internal("starting the suggestion read"))?;
-    let row = tx
-        .query_one(FINGERPRINT, &[])
-        .await
-        .map_err(ApiError::internal("reading the suggestions' fingerprint"))?;
-    let fingerprint = Fingerprint {
-        rows: row.get(0),
-        updated: row.get(1),
-    };
-    let rows = tx
-        .query(ALL_ROWS, &[])
+    let client = pool.get().await?;
+    let rows = client
+        .query_raw(
+            ALL_ROWS,
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
         .await
         .map_err(ApiError::internal("reading the suggestions"))?;
-    tx.commit()
+    let mut rows = std::pin::pin!(rows);
+    let mut docs = Vec::new();
+    let mut fingerprint = Fingerprint {
+        rows: 0,
+        updated: None,
+    };
+    while let Some(row) = rows
+        .try_next()
         .await
-        .map_err(ApiError::internal("ending the suggestion read"))?;
+        .map_err(ApiError::internal("reading the suggestions"))?
+    {
+        fingerprint.rows += 1;
+        let updated: NaiveDateTime = row.get(8);
+        fingerprint.updated = fingerprint.updated.max(Some(updated));
+        // Rows written by another application may hold a type this API
+        // does not know: they are not suggested.
+        let Some(kind) = Kind::parse(row.get::<_, &str>(2)) else {
+            continue;
+        };
+        docs.push(Suggestion {
+            id: row.get(0),
+            query: row.get(1),
+            kind,
+            code: row.get(3),
+            name: row.get(4),
+            country: row.get(5),
+            popularity: row.get(6),
+            metadata: row.get::<_, Option<Value>>(7),
+        });
+    }
     drop(client);
     let read_time = started.elapsed();
-    let docs: Vec<Suggestion> = rows
-        .iter()
-        .filter_map(|row| {
-            // Rows written by another application may hold a type this API
-            // does not know: they are not suggested.
-            let kind = Kind::parse(row.get::<_, &str>(2))?;
-            Some(Suggestion {
-                id: row.get(0),
-                query: row.get(1),
-                kind,
-                code: row.get(3),
-                name: row.get(4),
-                country: row.get(5),
-                popularity: row.get(6),
-                metadata: row.get::<_, Option<Value>>(7),
-            })
-        })
-        .collect();
     let index = Index::build(docs).map_err(ApiError::Internal)?;
     Ok(Loaded {
         index,
