@@ -516,7 +516,8 @@ impl Migrator {
         // events, both just dropped; a watermark kept would skip the
         // events of a new contract.
         tx.batch_execute(
-            r#"DROP TABLE IF EXISTS "bundle"."search_popularity_hours", "bundle"."search_popularity_watermark""#,
+            r#"DROP TABLE IF EXISTS "bundle"."search_popularity_hours", "bundle"."search_popularity_watermark",
+                   "bundle"."destination_search_hours""#,
         )
         .await
         .doing("dropping the search-popularity ledger")?;

@@ -9,6 +9,7 @@ const AUDIT_AT_SCALE_MIGRATION: &str = "20261130140000_audit_checkpoints_and_ref
 const SENTRY_EVENTS_MIGRATION: &str = "20261130180000_sentry_events";
 const EXPERIMENT_CONVERSIONS_MIGRATION: &str = "20261130200000_experiment_conversions";
 const SEARCH_POPULARITY_MIGRATION: &str = "20261201100000_search_popularity";
+const DESTINATION_SEARCHES_MIGRATION: &str = "20261201110000_destination_searches";
 const AUDIT_TRAIL_MIGRATION: &str = "20251125090000_audit_trail_tamper_evidence";
 
 #[tokio::test]
@@ -40,7 +41,8 @@ async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
             AUDIT_AT_SCALE_MIGRATION,
             SENTRY_EVENTS_MIGRATION,
             EXPERIMENT_CONVERSIONS_MIGRATION,
-            SEARCH_POPULARITY_MIGRATION
+            SEARCH_POPULARITY_MIGRATION,
+            DESTINATION_SEARCHES_MIGRATION
         ]
     );
     let chain_left: bool = client
@@ -72,7 +74,8 @@ async fn up_after_down_restores_the_contract() {
             AUDIT_AT_SCALE_MIGRATION,
             SENTRY_EVENTS_MIGRATION,
             EXPERIMENT_CONVERSIONS_MIGRATION,
-            SEARCH_POPULARITY_MIGRATION
+            SEARCH_POPULARITY_MIGRATION,
+            DESTINATION_SEARCHES_MIGRATION
         ]
     );
     let (_, differences) = contract::verify(&client).await.expect("verify");

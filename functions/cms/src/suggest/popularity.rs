@@ -33,6 +33,11 @@
 //! starts at the oldest `flight_search` event. Events later than a day are
 //! credited by a backfill of their window.
 //!
+//! **Destinations** are counted the same way, into their `searches`
+//! counter: the events whose `destination` is a destination's airport,
+//! with a ledger of their own (`bundle.destination_search_hours`). A count
+//! is not an edit, so their `updatedAt` stays.
+//!
 //! One run is one transaction holding an exclusive lock on the ledger, so
 //! two runs never credit the same hour twice. Raised suggestions get a new
 //! `updatedAt`, which the containers' index check sees.
@@ -78,6 +83,39 @@ const APPLY_DIFFERENCES: &str = r#"
         "updatedAt" = $5
     FROM difference d
     WHERE s."id" = d."id" AND d."change" <> 0
+    RETURNING d."change""#;
+
+/// Searches per hour and destination: the events' `destination` only (a
+/// search *to* the place).
+const COUNT_DESTINATION_SEARCHES: &str = r#"
+    SELECT date_trunc('hour', e."timestamp") AS "hour", d."id", count(*)::int
+    FROM "analytics_events" e
+    JOIN "destinations" d ON d."airportCode" = upper(btrim(e."eventData"->>'destination'))
+    WHERE e."eventType" = 'flight_search' AND e."timestamp" >= $1 AND e."timestamp" < $2
+      AND btrim(e."eventData"->>'destination') ~ '^[A-Za-z]{3}$'
+    GROUP BY 1, 2"#;
+
+/// [`APPLY_DIFFERENCES`] for destinations' `searches` counter. A count is
+/// not an edit: `updatedAt` stays.
+const APPLY_DESTINATION_DIFFERENCES: &str = r#"
+    WITH fresh AS (
+        SELECT "destinationId", sum("searches")::bigint AS "searches"
+        FROM unnest($1::text[], $2::int[]) AS f("destinationId", "searches")
+        GROUP BY 1
+    ), recorded AS (
+        SELECT "destinationId", sum("searches")::bigint AS "searches"
+        FROM "bundle"."destination_search_hours"
+        WHERE "hour" >= $3 AND "hour" < $4
+        GROUP BY 1
+    ), difference AS (
+        SELECT coalesce(f."destinationId", r."destinationId") AS "id",
+               coalesce(f."searches", 0) - coalesce(r."searches", 0) AS "change"
+        FROM fresh f FULL JOIN recorded r ON r."destinationId" = f."destinationId"
+    )
+    UPDATE "destinations" t
+    SET "searches" = greatest(0, least(2147483647, t."searches"::bigint + d."change"))::int
+    FROM difference d
+    WHERE t."id" = d."id" AND d."change" <> 0
     RETURNING d."change""#;
 
 /// Runs the job over `[from, to)` (each rounded out to whole hours), or,
@@ -188,13 +226,49 @@ async fn count_window(
         &[&hours, &ids, &searches],
     )
     .await?;
+    let destinations = count_destinations(tx, start, end).await?;
     Ok(json!({
+        "destinationsCounted": destinations,
         "hours": (end - start).num_hours(),
         "events": events,
         "searches": searches.iter().map(|&s| i64::from(s)).sum::<i64>(),
         "suggestionsRaised": changes.iter().filter(|&&c| c > 0).count(),
         "suggestionsLowered": changes.iter().filter(|&&c| c < 0).count(),
     }))
+}
+
+/// The destinations' share of [`count_window`]: their `searches` counter
+/// and its ledger; returns how many destinations changed.
+async fn count_destinations(
+    tx: &deadpool_postgres::Transaction<'_>,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+) -> anyhow::Result<usize> {
+    let counted = tx
+        .query(COUNT_DESTINATION_SEARCHES, &[&start, &end])
+        .await?;
+    let hours: Vec<NaiveDateTime> = counted.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<String> = counted.iter().map(|r| r.get(1)).collect();
+    let searches: Vec<i32> = counted.iter().map(|r| r.get(2)).collect();
+    let changed = tx
+        .query(
+            APPLY_DESTINATION_DIFFERENCES,
+            &[&ids, &searches, &start, &end],
+        )
+        .await?
+        .len();
+    tx.execute(
+        r#"DELETE FROM "bundle"."destination_search_hours" WHERE "hour" >= $1 AND "hour" < $2"#,
+        &[&start, &end],
+    )
+    .await?;
+    tx.execute(
+        r#"INSERT INTO "bundle"."destination_search_hours" ("hour", "destinationId", "searches")
+           SELECT * FROM unnest($1::timestamp[], $2::text[], $3::int[])"#,
+        &[&hours, &ids, &searches],
+    )
+    .await?;
+    Ok(changed)
 }
 
 fn hour_floor(instant: DateTime<Utc>) -> anyhow::Result<NaiveDateTime> {

@@ -846,3 +846,47 @@ async fn a_popularity_set_by_an_editor_is_the_base_the_job_adds_to() {
     run_job(&app, None, None).await;
     assert_eq!(popularity_of(&app, "LIS").await, 101);
 }
+
+#[tokio::test]
+async fn searches_to_a_destination_raise_its_searches_counter_once_and_keep_its_updated_at() {
+    let app = spawn_app().await;
+    let token = app.editor().await;
+    let created = app
+        .expect(
+            "POST",
+            "/api/admin/destinations",
+            Some(&token),
+            Some(crate::destinations::destination("Lisbon", "LIS", json!({}))),
+            StatusCode::CREATED,
+        )
+        .await;
+    let now = Utc::now();
+    for data in [
+        json!({"origin": "JFK", "destination": "LIS"}),
+        json!({"origin": "JFK", "destination": " lis "}),
+        // From Lisbon: not a search for it.
+        json!({"origin": "LIS", "destination": "JFK"}),
+    ] {
+        flight_search(&app, now - Duration::minutes(30), data).await;
+    }
+    let searches = || async {
+        app.client
+            .query_one(
+                r#"SELECT "searches", "updatedAt" FROM "destinations" WHERE "airportCode" = 'LIS'"#,
+                &[],
+            )
+            .await
+            .expect("destination")
+    };
+    let summary = run_job(&app, None, None).await;
+    assert_eq!(summary["destinationsCounted"], 1);
+    let row = searches().await;
+    assert_eq!(row.get::<_, i32>(0), 2);
+    assert_eq!(
+        platform::clock::from_db_timestamp(row.get(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        created["updatedAt"].as_str().expect("updatedAt")
+    );
+    run_job(&app, Some(now - Duration::hours(3)), Some(now)).await;
+    assert_eq!(searches().await.get::<_, i32>(0), 2);
+}
