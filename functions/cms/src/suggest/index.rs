@@ -196,45 +196,65 @@ pub struct Index {
     /// `docs[i].kind`, kept apart: the type filter reads it per posting.
     kinds: Vec<Kind>,
     words: fst::Map<Vec<u8>>,
-    postings: Vec<Box<[Posting]>>,
+    /// Every word's postings, one after another: word `w`'s are
+    /// `postings[ends[w - 1]..ends[w]]` (one array, not a list per word:
+    /// a cold container builds this for every word).
+    postings: Vec<Posting>,
+    ends: Vec<u32>,
     /// Upper-case code → suggestions with it.
     codes: HashMap<String, Vec<u32>>,
 }
 
 impl Index {
-    pub fn build(mut docs: Vec<Suggestion>) -> anyhow::Result<Self> {
-        let mut keyed: Vec<(String, Suggestion)> =
-            docs.drain(..).map(|d| (fold(&d.name), d)).collect();
-        keyed.sort_by(|(a_name, a), (b_name, b)| {
-            b.popularity
-                .cmp(&a.popularity)
-                .then_with(|| a_name.cmp(b_name))
-                .then_with(|| a.id.cmp(&b.id))
+    pub fn build(docs: Vec<Suggestion>) -> anyhow::Result<Self> {
+        // Ranking order of the last rule, by small keys: sorting the
+        // suggestions themselves would move every one of them many times.
+        let mut order: Vec<(i32, String, u32)> = docs
+            .iter()
+            .enumerate()
+            .map(|(at, d)| Ok((-d.popularity, fold(&d.name), u32::try_from(at)?)))
+            .collect::<anyhow::Result<_>>()?;
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.cmp(&b.1))
+                .then_with(|| docs[a.2 as usize].id.cmp(&docs[b.2 as usize].id))
         });
-        let docs: Vec<Suggestion> = keyed.into_iter().map(|(_, d)| d).collect();
-        let mut by_word: HashMap<String, Vec<Posting>> = HashMap::new();
+        let mut slots: Vec<Option<Suggestion>> = docs.into_iter().map(Some).collect();
+        let docs: Vec<Suggestion> = order
+            .iter()
+            .filter_map(|(_, _, at)| slots[*at as usize].take())
+            .collect();
+        drop(order);
+        // Each distinct word gets a number as it is first seen; postings
+        // are collected as (word, posting) and grouped after.
+        let mut word_numbers: HashMap<String, u32> = HashMap::new();
+        let mut found: Vec<(u32, Posting)> = Vec::with_capacity(docs.len() * 4);
         let mut codes: HashMap<String, Vec<u32>> = HashMap::new();
         let mut buffer = String::new();
         for (number, doc) in docs.iter().enumerate() {
             let number = u32::try_from(number)?;
+            let first_of_doc = found.len();
             doc.each_word(&mut buffer, |word, attribute| {
-                let posting = Posting {
-                    doc: number,
-                    attribute,
-                    kind: doc.kind,
-                };
+                let next = u32::try_from(word_numbers.len()).unwrap_or(u32::MAX);
                 // A key is allocated only for a word not seen before.
-                match by_word.get_mut(word) {
-                    // Words of one suggestion arrive in attribute order:
-                    // the first posting of a word is its best.
-                    Some(postings) => {
-                        if postings.last().is_none_or(|p| p.doc != number) {
-                            postings.push(posting);
-                        }
-                    }
+                let word_number = match word_numbers.get(word) {
+                    Some(&known) => known,
                     None => {
-                        by_word.insert(word.to_owned(), vec![posting]);
+                        word_numbers.insert(word.to_owned(), next);
+                        next
                     }
+                };
+                // Words of one suggestion arrive in attribute order: the
+                // first posting of a word is its best.
+                if !found[first_of_doc..].iter().any(|(w, _)| *w == word_number) {
+                    found.push((
+                        word_number,
+                        Posting {
+                            doc: number,
+                            attribute,
+                            kind: doc.kind,
+                        },
+                    ));
                 }
             });
             if let Some(code) = &doc.code {
@@ -244,21 +264,64 @@ impl Index {
                     .push(number);
             }
         }
-        let mut sorted: Vec<(String, Vec<Posting>)> = by_word.into_iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // The fst numbers words in byte order; `rank[w]` is word `w`'s.
+        let mut words: Vec<(String, u32)> = word_numbers.into_iter().collect();
+        words.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut rank = vec![0u32; words.len()];
         let mut builder = fst::MapBuilder::memory();
-        let mut postings = Vec::with_capacity(sorted.len());
-        for (number, (word, list)) in sorted.into_iter().enumerate() {
-            builder.insert(word.as_bytes(), number as u64)?;
-            postings.push(list.into_boxed_slice());
+        for (position, (word, number)) in words.iter().enumerate() {
+            builder.insert(word.as_bytes(), position as u64)?;
+            rank[*number as usize] = u32::try_from(position)?;
+        }
+        drop(words);
+        // Grouped by word in fst order; within a word, by suggestion
+        // (already so: suggestions were visited in order, and the sort is
+        // stable).
+        let mut counts = vec![0u32; rank.len()];
+        for (word, _) in &found {
+            counts[rank[*word as usize] as usize] += 1;
+        }
+        let mut ends = Vec::with_capacity(counts.len());
+        let mut total = 0u32;
+        for count in &counts {
+            total += count;
+            ends.push(total);
+        }
+        let mut next: Vec<u32> = ends
+            .iter()
+            .zip(&counts)
+            .map(|(end, count)| end - count)
+            .collect();
+        let empty = Posting {
+            doc: 0,
+            attribute: Attribute::Code,
+            kind: Kind::Airport,
+        };
+        let mut postings = vec![empty; found.len()];
+        for (word, posting) in found {
+            let slot = &mut next[rank[word as usize] as usize];
+            postings[*slot as usize] = posting;
+            *slot += 1;
         }
         Ok(Self {
             kinds: docs.iter().map(|d| d.kind).collect(),
             docs,
             words: builder.into_map(),
             postings,
+            ends,
             codes,
         })
+    }
+
+    /// The postings of the word the fst numbered `value`.
+    fn postings_of(&self, value: u64) -> Option<&[Posting]> {
+        let word = usize::try_from(value).ok()?;
+        let end = *self.ends.get(word)? as usize;
+        let start = match word {
+            0 => 0,
+            _ => self.ends[word - 1] as usize,
+        };
+        self.postings.get(start..end)
     }
 
     pub fn len(&self) -> usize {
@@ -362,10 +425,7 @@ impl Index {
             let Some(quality) = automaton.quality(&state, key) else {
                 continue;
             };
-            let Some(postings) = usize::try_from(value)
-                .ok()
-                .and_then(|v| self.postings.get(v))
-            else {
+            let Some(postings) = self.postings_of(value) else {
                 continue;
             };
             for posting in postings.iter() {
@@ -404,10 +464,7 @@ impl Index {
             let Some(quality) = automaton.quality(&state, key) else {
                 continue;
             };
-            let Some(postings) = usize::try_from(value)
-                .ok()
-                .and_then(|v| self.postings.get(v))
-            else {
+            let Some(postings) = self.postings_of(value) else {
                 continue;
             };
             for posting in postings.iter() {
