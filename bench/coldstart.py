@@ -7,7 +7,7 @@ For every start, as Lambda reports them:
     (Lambda's Init Duration: what runs before the handler can take work);
   - first answer: from the process's start to the response of its first
     invocation, the database connection included (a real request: a health
-    check, a beacon, an admin call, a migration status).
+    check, a beacon, an admin call, a deal list, a migration status).
 The ratio of medians to the floor's is the figure; the target is an init
 within 2x the floor's.
 
@@ -165,6 +165,7 @@ def main():
                                         json.dumps({"sessionId": "s1", "eventType": "page_view"}),
                                         {"content-type": "application/json"})),
         "admin": ("admin", http_event("GET", "/api/admin/audit/verify")),
+        "cms": ("cms", http_event("GET", "/api/deals")),
         "migrate": ("migrate", {"command": "status"}),
     }
     # COLDSTART_EXTRA=health-before=<path>,...: other builds of a function

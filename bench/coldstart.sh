@@ -18,7 +18,7 @@ source "$root/scripts/lib/postgres.sh"
 command -v psql >/dev/null 2>&1 || { echo "psql not found: install postgresql-client" >&2; exit 1; }
 
 cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" \
-  -p floor -p health -p events -p admin -p migrate
+  -p floor -p health -p events -p admin -p cms -p migrate
 bench_server
 database="bench_coldstart_$$"
 psql -X -q -d "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $database"
@@ -32,7 +32,7 @@ if [ "${1:-}" = "--arm64" ]; then
   command -v cargo-lambda >/dev/null 2>&1 || pip install --quiet cargo-lambda
   python3 -c 'import ziglang' 2>/dev/null || pip install --quiet ziglang
   echo "arm64 bootstraps, each built on its own as sam build does (target <= 8 MB):"
-  for fn in health events admin migrate; do
+  for fn in health events admin cms migrate; do
     # One package per build: built together, cargo unifies their
     # dependencies' features, and each binary carries the others'.
     (cd "$root" && cargo lambda build --release --arm64 --locked -p "$fn" >/dev/null 2>&1)
