@@ -153,11 +153,15 @@ pub fn fold(text: &str) -> String {
 /// [`fold`] into `buffer` (cleared first). ASCII text, most place names,
 /// is only lower-cased: deunicode would copy it unchanged.
 fn fold_into(text: &str, buffer: &mut String) {
+    use deunicode::AsciiChars as _;
     buffer.clear();
     if text.is_ascii() {
         buffer.push_str(text);
     } else {
-        buffer.push_str(&deunicode::deunicode(text));
+        // Character by character into the buffer: no string per text.
+        // What deunicode cannot transliterate is dropped, as the word
+        // split would drop its placeholder.
+        buffer.extend(text.ascii_chars().map(|c| c.unwrap_or("")));
     }
     buffer.make_ascii_lowercase();
 }
@@ -209,28 +213,39 @@ impl Index {
     pub fn build(docs: Vec<Suggestion>) -> anyhow::Result<Self> {
         // Ranking order of the last rule, by small keys: sorting the
         // suggestions themselves would move every one of them many times.
-        let mut order: Vec<(i32, String, u32)> = docs
-            .iter()
-            .enumerate()
-            .map(|(at, d)| Ok((-d.popularity, fold(&d.name), u32::try_from(at)?)))
-            .collect::<anyhow::Result<_>>()?;
+        // The folded names share one buffer; a key holds its range.
+        let mut names = String::new();
+        let mut buffer = String::new();
+        let mut order: Vec<(i32, u32, u32, u32)> = Vec::with_capacity(docs.len());
+        for (at, doc) in docs.iter().enumerate() {
+            fold_into(&doc.name, &mut buffer);
+            let start = u32::try_from(names.len())?;
+            names.push_str(&buffer);
+            order.push((
+                -doc.popularity,
+                start,
+                u32::try_from(names.len())?,
+                u32::try_from(at)?,
+            ));
+        }
+        let name = |key: &(i32, u32, u32, u32)| &names[key.1 as usize..key.2 as usize];
         order.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
-                .then_with(|| a.1.cmp(&b.1))
-                .then_with(|| docs[a.2 as usize].id.cmp(&docs[b.2 as usize].id))
+                .then_with(|| name(a).cmp(name(b)))
+                .then_with(|| docs[a.3 as usize].id.cmp(&docs[b.3 as usize].id))
         });
         let mut slots: Vec<Option<Suggestion>> = docs.into_iter().map(Some).collect();
         let docs: Vec<Suggestion> = order
             .iter()
-            .filter_map(|(_, _, at)| slots[*at as usize].take())
+            .filter_map(|key| slots[key.3 as usize].take())
             .collect();
         drop(order);
+        drop(names);
         // Each distinct word gets a number as it is first seen; postings
         // are collected as (word, posting) and grouped after.
         let mut word_numbers: HashMap<String, u32> = HashMap::new();
         let mut found: Vec<(u32, Posting)> = Vec::with_capacity(docs.len() * 4);
         let mut codes: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut buffer = String::new();
         for (number, doc) in docs.iter().enumerate() {
             let number = u32::try_from(number)?;
             let first_of_doc = found.len();
