@@ -33,6 +33,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use fst::{Automaton, IntoStreamer, Streamer};
 use serde::Serialize;
@@ -46,7 +47,7 @@ pub const MAX_QUERY_WORDS: usize = 10;
 const MAX_WORD_BYTES: usize = 64;
 
 /// What a suggestion names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Airport,
@@ -207,7 +208,20 @@ pub struct Index {
     ends: Vec<u32>,
     /// Upper-case code → suggestions with it.
     codes: HashMap<String, Vec<u32>>,
+    /// Answers to one-word queries of at most [`MEMO_WORD_BYTES`]: the
+    /// first letters a visitor types begin the most words (`b` begins
+    /// thousands), are the slowest to rank, and are what every visitor
+    /// types first; each is ranked once per index ([`MEMO_CAPACITY`] at
+    /// most), for [`super::MAX_LIMIT`] answers.
+    short_answers: Mutex<HashMap<(Box<str>, bool, Option<Kind>), Arc<[u32]>>>,
 }
+
+/// One-word queries up to this many bytes are remembered (no typo is
+/// allowed below five characters, so their answers are cheap to key).
+const MEMO_WORD_BYTES: usize = 3;
+/// At most this many remembered answers per index (36^3 three-character
+/// words, each of four types, would be 186,624; the common ones fit).
+const MEMO_CAPACITY: usize = 20_000;
 
 impl Index {
     pub fn build(docs: Vec<Suggestion>) -> anyhow::Result<Self> {
@@ -325,6 +339,7 @@ impl Index {
             postings,
             ends,
             codes,
+            short_answers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -380,7 +395,39 @@ impl Index {
             return Vec::new();
         }
         if let [word] = words.as_slice() {
-            return self.search_word(word, last_is_prefix, kind, exact_code, limit);
+            if word.len() > MEMO_WORD_BYTES {
+                return self.docs_of(&self.search_word(
+                    word,
+                    last_is_prefix,
+                    kind,
+                    exact_code,
+                    limit,
+                ));
+            }
+            let key = (Box::<str>::from(*word), last_is_prefix, kind);
+            let known = self
+                .short_answers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .cloned();
+            let answers = match known {
+                Some(answers) => answers,
+                None => {
+                    let answers: Arc<[u32]> = self
+                        .search_word(word, last_is_prefix, kind, exact_code, super::MAX_LIMIT)
+                        .into();
+                    let mut memo = self
+                        .short_answers
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if memo.len() < MEMO_CAPACITY {
+                        memo.insert(key, Arc::clone(&answers));
+                    }
+                    answers
+                }
+            };
+            return self.docs_of(&answers[..limit.min(answers.len())]);
         }
         let last = words.len() - 1;
         SCRATCH.with_borrow_mut(|scratch| {
@@ -425,7 +472,7 @@ impl Index {
         kind: Option<Kind>,
         exact_code: &[u32],
         limit: usize,
-    ) -> Vec<&Suggestion> {
+    ) -> Vec<u32> {
         if word.len() > MAX_WORD_BYTES {
             return Vec::new();
         }
@@ -453,8 +500,12 @@ impl Index {
             }
         }
         best_distinct(&mut keys, limit)
-            .into_iter()
-            .map(|doc| &self.docs[doc as usize])
+    }
+
+    fn docs_of(&self, numbers: &[u32]) -> Vec<&Suggestion> {
+        numbers
+            .iter()
+            .map(|&doc| &self.docs[doc as usize])
             .collect()
     }
 
@@ -919,6 +970,26 @@ mod tests {
             })
         );
         assert_eq!(quality("xyzzy", "lisbon", true), None);
+    }
+
+    #[test]
+    fn a_remembered_short_answer_is_the_answer_a_fresh_search_gives() {
+        let index = sample();
+        let codes = |found: Vec<&Suggestion>| -> Vec<String> {
+            found.iter().map(|s| s.name.clone()).collect()
+        };
+        let first = codes(index.search("p", None, 2));
+        let remembered = codes(index.search("p", None, 2));
+        let longer = codes(index.search("p", None, 8));
+        assert_eq!(first, remembered);
+        assert_eq!(first[..], longer[..2]);
+        assert_eq!(
+            codes(index.search("p", Some(Kind::Country), 8)),
+            vec!["Portugal"]
+        );
+        let fresh =
+            codes(index.docs_of(&index.search_word("p", true, None, &[], super::super::MAX_LIMIT)));
+        assert_eq!(longer, fresh);
     }
 
     #[test]
