@@ -213,8 +213,11 @@ pub struct Index {
     /// thousands), are the slowest to rank, and are what every visitor
     /// types first; each is ranked once per index ([`MEMO_CAPACITY`] at
     /// most), for [`super::MAX_LIMIT`] answers.
-    short_answers: Mutex<HashMap<(Box<str>, bool, Option<Kind>), Arc<[u32]>>>,
+    short_answers: Mutex<HashMap<ShortQuery, Arc<[u32]>>>,
 }
+
+/// A remembered one-word query: the word, whether it is a prefix, the type.
+type ShortQuery = (Box<str>, bool, Option<Kind>);
 
 /// One-word queries up to this many bytes are remembered (no typo is
 /// allowed below five characters, so their answers are cheap to key).
