@@ -226,75 +226,107 @@ const MEMO_WORD_BYTES: usize = 3;
 /// words, each of four types, would be 186,624; the common ones fit).
 const MEMO_CAPACITY: usize = 20_000;
 
-impl Index {
-    pub fn build(docs: Vec<Suggestion>) -> anyhow::Result<Self> {
-        // Ranking order of the last rule, by small keys: sorting the
-        // suggestions themselves would move every one of them many times.
-        // The folded names share one buffer; a key holds its range.
-        let mut names = String::new();
-        let mut buffer = String::new();
-        let mut order: Vec<(i32, u32, u32, u32)> = Vec::with_capacity(docs.len());
-        for (at, doc) in docs.iter().enumerate() {
-            fold_into(&doc.name, &mut buffer);
-            let start = u32::try_from(names.len())?;
-            names.push_str(&buffer);
-            order.push((
-                -doc.popularity,
-                start,
-                u32::try_from(names.len())?,
-                u32::try_from(at)?,
-            ));
-        }
-        let name = |key: &(i32, u32, u32, u32)| &names[key.1 as usize..key.2 as usize];
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| name(a).cmp(name(b)))
-                .then_with(|| docs[a.3 as usize].id.cmp(&docs[b.3 as usize].id))
-        });
-        let mut slots: Vec<Option<Suggestion>> = docs.into_iter().map(Some).collect();
-        let docs: Vec<Suggestion> = order
-            .iter()
-            .filter_map(|key| slots[key.3 as usize].take())
-            .collect();
-        drop(order);
-        drop(names);
-        // Each distinct word gets a number as it is first seen; postings
-        // are collected as (word, posting) and grouped after.
-        let mut word_numbers: HashMap<String, u32> = HashMap::new();
-        let mut found: Vec<(u32, Posting)> = Vec::with_capacity(docs.len() * 4);
-        let mut codes: HashMap<String, Vec<u32>> = HashMap::new();
-        for (number, doc) in docs.iter().enumerate() {
-            let number = u32::try_from(number)?;
-            let first_of_doc = found.len();
-            doc.each_word(&mut buffer, |word, attribute| {
-                let next = u32::try_from(word_numbers.len()).unwrap_or(u32::MAX);
-                // A key is allocated only for a word not seen before.
-                let word_number = match word_numbers.get(word) {
-                    Some(&known) => known,
-                    None => {
-                        word_numbers.insert(word.to_owned(), next);
-                        next
-                    }
-                };
-                // Words of one suggestion arrive in attribute order: the
-                // first posting of a word is its best.
-                if !found[first_of_doc..].iter().any(|(w, _)| *w == word_number) {
-                    found.push((
-                        word_number,
-                        Posting {
-                            doc: number,
-                            attribute,
-                            kind: doc.kind,
-                        },
-                    ));
+/// An index being built, one suggestion at a time: a cold container adds
+/// each row as it arrives, so folding and word numbering run while
+/// PostgreSQL is still sending the rest ([`super::store::load`]).
+/// Suggestions get provisional numbers in arrival order; [`Self::finish`]
+/// renumbers them in ranking order.
+#[derive(Default)]
+pub struct IndexBuilder {
+    docs: Vec<Suggestion>,
+    /// Per suggestion: minus popularity, and its folded name's range in
+    /// `names` (one buffer, not a string per suggestion).
+    order: Vec<(i32, u32, u32)>,
+    names: String,
+    word_numbers: HashMap<String, u32>,
+    /// (word number, posting with the provisional suggestion number).
+    found: Vec<(u32, Posting)>,
+    codes: HashMap<String, Vec<u32>>,
+    buffer: String,
+}
+
+impl IndexBuilder {
+    pub fn add(&mut self, doc: Suggestion) -> anyhow::Result<()> {
+        let number = u32::try_from(self.docs.len())?;
+        fold_into(&doc.name, &mut self.buffer);
+        let start = u32::try_from(self.names.len())?;
+        self.names.push_str(&self.buffer);
+        self.order
+            .push((-doc.popularity, start, u32::try_from(self.names.len())?));
+        let first_of_doc = self.found.len();
+        let (word_numbers, found) = (&mut self.word_numbers, &mut self.found);
+        doc.each_word(&mut self.buffer, |word, attribute| {
+            let next = u32::try_from(word_numbers.len()).unwrap_or(u32::MAX);
+            // A key is allocated only for a word not seen before.
+            let word_number = match word_numbers.get(word) {
+                Some(&known) => known,
+                None => {
+                    word_numbers.insert(word.to_owned(), next);
+                    next
                 }
-            });
-            if let Some(code) = &doc.code {
-                codes
-                    .entry(code.to_ascii_uppercase())
-                    .or_default()
-                    .push(number);
+            };
+            // Words of one suggestion arrive in attribute order: the first
+            // posting of a word is its best.
+            if !found[first_of_doc..].iter().any(|(w, _)| *w == word_number) {
+                found.push((
+                    word_number,
+                    Posting {
+                        doc: number,
+                        attribute,
+                        kind: doc.kind,
+                    },
+                ));
             }
+        });
+        if let Some(code) = &doc.code {
+            self.codes
+                .entry(code.to_ascii_uppercase())
+                .or_default()
+                .push(number);
+        }
+        self.docs.push(doc);
+        Ok(())
+    }
+
+    pub fn finish(self) -> anyhow::Result<Index> {
+        let Self {
+            docs,
+            order,
+            names,
+            word_numbers,
+            mut found,
+            mut codes,
+            ..
+        } = self;
+        // Ranking order of the last rule: popularity, folded name, id.
+        let name = |at: usize| &names[order[at].1 as usize..order[at].2 as usize];
+        let mut ranked: Vec<u32> = (0..u32::try_from(docs.len())?).collect();
+        ranked.sort_unstable_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            order[a]
+                .0
+                .cmp(&order[b].0)
+                .then_with(|| name(a).cmp(name(b)))
+                .then_with(|| docs[a].id.cmp(&docs[b].id))
+        });
+        let mut final_number = vec![0u32; docs.len()];
+        for (position, &provisional) in ranked.iter().enumerate() {
+            final_number[provisional as usize] = u32::try_from(position)?;
+        }
+        let mut slots: Vec<Option<Suggestion>> = docs.into_iter().map(Some).collect();
+        let docs: Vec<Suggestion> = ranked
+            .iter()
+            .filter_map(|&at| slots[at as usize].take())
+            .collect();
+        drop(slots);
+        for (_, posting) in &mut found {
+            posting.doc = final_number[posting.doc as usize];
+        }
+        for numbers in codes.values_mut() {
+            for number in numbers.iter_mut() {
+                *number = final_number[*number as usize];
+            }
+            numbers.sort_unstable();
         }
         // The fst numbers words in byte order; `rank[w]` is word `w`'s.
         let mut words: Vec<(String, u32)> = word_numbers.into_iter().collect();
@@ -306,9 +338,8 @@ impl Index {
             rank[*number as usize] = u32::try_from(position)?;
         }
         drop(words);
-        // Grouped by word in fst order; within a word, by suggestion
-        // (already so: suggestions were visited in order, and the sort is
-        // stable).
+        // Grouped by word in fst order (a counting sort), then each word's
+        // postings by suggestion.
         let mut counts = vec![0u32; rank.len()];
         for (word, _) in &found {
             counts[rank[*word as usize] as usize] += 1;
@@ -335,7 +366,12 @@ impl Index {
             postings[*slot as usize] = posting;
             *slot += 1;
         }
-        Ok(Self {
+        let mut start = 0;
+        for &end in &ends {
+            postings[start..end as usize].sort_unstable_by_key(|p| p.doc);
+            start = end as usize;
+        }
+        Ok(Index {
             kinds: docs.iter().map(|d| d.kind).collect(),
             docs,
             words: builder.into_map(),
@@ -344,6 +380,16 @@ impl Index {
             codes,
             short_answers: Mutex::new(HashMap::new()),
         })
+    }
+}
+
+impl Index {
+    pub fn build(docs: Vec<Suggestion>) -> anyhow::Result<Self> {
+        let mut builder = IndexBuilder::default();
+        for doc in docs {
+            builder.add(doc)?;
+        }
+        builder.finish()
     }
 
     /// The postings of the word the fst numbered `value`.

@@ -24,7 +24,7 @@ use chrono::NaiveDateTime;
 use platform::{ApiError, ApiResult, config::Env, db::Pool};
 use serde_json::Value;
 
-use super::index::{Index, Kind, Suggestion};
+use super::index::{Index, IndexBuilder, Kind, Suggestion};
 
 /// Default of `SUGGESTION_CACHE_SECONDS`.
 pub const DEFAULT_CACHE_SECONDS: u64 = 60;
@@ -196,8 +196,9 @@ impl SuggestionStore {
 }
 
 /// Every row and the fingerprint they match, read in one statement.
-/// Rows are turned into suggestions as they arrive, while PostgreSQL is
-/// still sending the rest.
+/// Rows are turned into suggestions and their words indexed as they
+/// arrive, while PostgreSQL is still sending the rest; `read_time` ends
+/// with the last row, so it includes that share of the build.
 pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
     use futures_util::TryStreamExt as _;
     let started = Instant::now();
@@ -210,7 +211,7 @@ pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
         .await
         .map_err(ApiError::internal("reading the suggestions"))?;
     let mut rows = std::pin::pin!(rows);
-    let mut docs = Vec::new();
+    let mut builder = IndexBuilder::default();
     let mut fingerprint = Fingerprint {
         rows: 0,
         updated: None,
@@ -228,7 +229,7 @@ pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
         let Some(kind) = Kind::parse(row.get::<_, &str>(2)) else {
             continue;
         };
-        docs.push(Suggestion {
+        let suggestion = Suggestion {
             id: row.get(0),
             query: row.get(1),
             kind,
@@ -237,11 +238,12 @@ pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
             country: row.get(5),
             popularity: row.get(6),
             metadata: row.get::<_, Option<Value>>(7),
-        });
+        };
+        builder.add(suggestion).map_err(ApiError::Internal)?;
     }
     drop(client);
     let read_time = started.elapsed();
-    let index = Index::build(docs).map_err(ApiError::Internal)?;
+    let index = builder.finish().map_err(ApiError::Internal)?;
     Ok(Loaded {
         index,
         fingerprint,
