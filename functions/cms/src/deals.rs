@@ -155,9 +155,10 @@ const PUBLIC_COLUMNS: &str = r#""id", "slug", "title", "description", "destinati
     "originalPrice", "discountedPrice", "currency", "flightDetails", "dealScore", "featured",
     "expiresAt", "category", "tags", "images", "restrictions", "seo", "createdAt", "updatedAt""#;
 
-/// A deal as the site shows it, read from [`PUBLIC_COLUMNS`]. Its JSON
-/// columns stay the text PostgreSQL sent: the answer carries them as they
-/// are, with no tree built and written again for each of a page's deals.
+// Read from PUBLIC_COLUMNS. Its JSON columns stay the text PostgreSQL
+// sent: the answer carries them as they are, with no tree built and
+// written again for each of a page's deals.
+/// A deal as the site shows it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicDeal {
