@@ -349,9 +349,9 @@ async fn main() -> anyhow::Result<()> {
     let folded: Vec<Vec<String>> = loaded
         .index
         .all()
-        .iter()
-        .map(|s| cms::suggest::index::fold_words(&s.name))
+        .map(|s| cms::suggest::index::fold_words(s.name))
         .collect();
+    let popularity: Vec<i32> = loaded.index.all().map(|s| s.popularity).collect();
     let mut scan = Vec::new();
     for q in &sample {
         let words = cms::suggest::index::fold_words(q);
@@ -362,7 +362,7 @@ async fn main() -> anyhow::Result<()> {
                 let matches = whole.iter().all(|w| doc_words.contains(w))
                     && doc_words.iter().any(|w| w.starts_with(last.as_str()));
                 if matches {
-                    hits.push((-loaded.index.all()[i].popularity, i));
+                    hits.push((-popularity[i], i));
                 }
             }
         }

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use fst::{Automaton, IntoStreamer, Streamer};
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 /// Words of a query beyond these are ignored (Meilisearch's limit).
@@ -87,26 +88,40 @@ pub enum Attribute {
     Country = 3,
 }
 
-/// One suggestion as the public route answers it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// One suggestion as the public route answers it, borrowed from the
+/// index.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Suggestion {
-    pub id: String,
+pub struct Suggestion<'a> {
+    pub id: &'a str,
     /// The unique key (see the module documentation of `suggest`).
-    pub query: String,
+    pub query: &'a str,
     #[serde(rename = "type")]
     pub kind: Kind,
     /// IATA code of an airport or a city (`LIS`, `NYC`), ISO 3166 code of
     /// a country (`PT`).
-    pub code: Option<String>,
-    pub name: String,
-    pub country: Option<String>,
+    pub code: Option<&'a str>,
+    pub name: &'a str,
+    pub country: Option<&'a str>,
     pub popularity: i32,
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<&'a RawValue>,
 }
 
-impl Suggestion {
+/// A suggestion to index, as read from a row: `metadata` is its JSON text.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub id: &'a str,
+    pub query: &'a str,
+    pub kind: Kind,
+    pub code: Option<&'a str>,
+    pub name: &'a str,
+    pub country: Option<&'a str>,
+    pub popularity: i32,
+    pub metadata: Option<&'a str>,
+}
+
+impl Entry<'_> {
     /// Calls `each` with every word to index, folded, and the attribute it
     /// came from, in attribute order. One buffer serves every text: the
     /// build runs this for every suggestion of a cold container.
@@ -120,11 +135,16 @@ impl Suggestion {
                 each(word, attribute);
             }
         };
-        if let Some(code) = &self.code {
+        if let Some(code) = self.code {
             add(code, Attribute::Code);
         }
-        add(&self.name, Attribute::Name);
-        if let Some(metadata) = &self.metadata {
+        add(self.name, Attribute::Name);
+        // Only metadata that can hold a searched field is parsed.
+        if let Some(metadata) = self
+            .metadata
+            .filter(|m| m.contains("\"city\"") || m.contains("\"aliases\""))
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        {
             if let Some(city) = metadata.get("city").and_then(Value::as_str) {
                 add(city, Attribute::Aliases);
             }
@@ -138,10 +158,44 @@ impl Suggestion {
                 add(alias, Attribute::Aliases);
             }
         }
-        if let Some(country) = &self.country {
+        if let Some(country) = self.country {
             add(country, Attribute::Country);
         }
     }
+}
+
+/// Where one text of a suggestion is in the index's `text`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    const NONE: Span = Span {
+        start: u32::MAX,
+        end: u32::MAX,
+    };
+}
+
+/// A suggestion in the index: its texts' spans, its type and popularity.
+/// About 60 bytes; the texts of all suggestions share one string, so a
+/// cold container allocates no string per suggestion.
+#[derive(Debug, Clone, Copy)]
+struct Doc {
+    id: Span,
+    query: Span,
+    code: Span,
+    name: Span,
+    country: Span,
+    metadata: Span,
+    popularity: i32,
+    kind: Kind,
+}
+
+/// The text `span` names.
+fn slice(text: &str, span: Span) -> &str {
+    &text[span.start as usize..span.end as usize]
 }
 
 /// `text` transliterated to lower-case ASCII.
@@ -197,7 +251,9 @@ struct Posting {
 /// The index of one load of `search_suggestions`.
 pub struct Index {
     /// In ranking order of popularity, then folded name.
-    docs: Vec<Suggestion>,
+    docs: Vec<Doc>,
+    /// Every text of every suggestion, one after another.
+    text: String,
     /// `docs[i].kind`, kept apart: the type filter reads it per posting.
     kinds: Vec<Kind>,
     words: fst::Map<Vec<u8>>,
@@ -233,7 +289,8 @@ const MEMO_CAPACITY: usize = 20_000;
 /// renumbers them in ranking order.
 #[derive(Default)]
 pub struct IndexBuilder {
-    docs: Vec<Suggestion>,
+    docs: Vec<Doc>,
+    text: String,
     /// Per suggestion: minus popularity, and its folded name's range in
     /// `names` (one buffer, not a string per suggestion).
     order: Vec<(i32, u32, u32)>,
@@ -246,9 +303,9 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    pub fn add(&mut self, doc: Suggestion) -> anyhow::Result<()> {
+    pub fn add(&mut self, doc: &Entry<'_>) -> anyhow::Result<()> {
         let number = u32::try_from(self.docs.len())?;
-        fold_into(&doc.name, &mut self.buffer);
+        fold_into(doc.name, &mut self.buffer);
         let start = u32::try_from(self.names.len())?;
         self.names.push_str(&self.buffer);
         self.order
@@ -278,19 +335,41 @@ impl IndexBuilder {
                 ));
             }
         });
-        if let Some(code) = &doc.code {
+        if let Some(code) = doc.code {
             self.codes
                 .entry(code.to_ascii_uppercase())
                 .or_default()
                 .push(number);
         }
-        self.docs.push(doc);
+        let mut keep = |text: Option<&str>| -> anyhow::Result<Span> {
+            let Some(text) = text else {
+                return Ok(Span::NONE);
+            };
+            let start = u32::try_from(self.text.len())?;
+            self.text.push_str(text);
+            Ok(Span {
+                start,
+                end: u32::try_from(self.text.len())?,
+            })
+        };
+        let stored = Doc {
+            id: keep(Some(doc.id))?,
+            query: keep(Some(doc.query))?,
+            code: keep(doc.code)?,
+            name: keep(Some(doc.name))?,
+            country: keep(doc.country)?,
+            metadata: keep(doc.metadata)?,
+            popularity: doc.popularity,
+            kind: doc.kind,
+        };
+        self.docs.push(stored);
         Ok(())
     }
 
     pub fn finish(self) -> anyhow::Result<Index> {
         let Self {
             docs,
+            text,
             order,
             names,
             word_numbers,
@@ -307,18 +386,13 @@ impl IndexBuilder {
                 .0
                 .cmp(&order[b].0)
                 .then_with(|| name(a).cmp(name(b)))
-                .then_with(|| docs[a].id.cmp(&docs[b].id))
+                .then_with(|| slice(&text, docs[a].id).cmp(slice(&text, docs[b].id)))
         });
         let mut final_number = vec![0u32; docs.len()];
         for (position, &provisional) in ranked.iter().enumerate() {
             final_number[provisional as usize] = u32::try_from(position)?;
         }
-        let mut slots: Vec<Option<Suggestion>> = docs.into_iter().map(Some).collect();
-        let docs: Vec<Suggestion> = ranked
-            .iter()
-            .filter_map(|&at| slots[at as usize].take())
-            .collect();
-        drop(slots);
+        let docs: Vec<Doc> = ranked.iter().map(|&at| docs[at as usize]).collect();
         for (_, posting) in &mut found {
             posting.doc = final_number[posting.doc as usize];
         }
@@ -374,6 +448,7 @@ impl IndexBuilder {
         Ok(Index {
             kinds: docs.iter().map(|d| d.kind).collect(),
             docs,
+            text,
             words: builder.into_map(),
             postings,
             ends,
@@ -384,12 +459,29 @@ impl IndexBuilder {
 }
 
 impl Index {
-    pub fn build(docs: Vec<Suggestion>) -> anyhow::Result<Self> {
+    pub fn build(docs: &[Entry<'_>]) -> anyhow::Result<Self> {
         let mut builder = IndexBuilder::default();
         for doc in docs {
             builder.add(doc)?;
         }
         builder.finish()
+    }
+
+    /// Suggestion `number` of the index's ranking order.
+    pub fn suggestion(&self, number: usize) -> Suggestion<'_> {
+        let doc = &self.docs[number];
+        let text = |span: Span| (span.start != u32::MAX).then(|| slice(&self.text, span));
+        Suggestion {
+            id: slice(&self.text, doc.id),
+            query: slice(&self.text, doc.query),
+            kind: doc.kind,
+            code: text(doc.code),
+            name: slice(&self.text, doc.name),
+            country: text(doc.country),
+            popularity: doc.popularity,
+            // Stored as the database sent it, so valid JSON.
+            metadata: text(doc.metadata).and_then(|m| serde_json::from_str(m).ok()),
+        }
     }
 
     /// The postings of the word the fst numbered `value`.
@@ -418,7 +510,7 @@ impl Index {
 
     /// The best `limit` suggestions for what the visitor typed, of `kind`
     /// when given.
-    pub fn search(&self, typed: &str, kind: Option<Kind>, limit: usize) -> Vec<&Suggestion> {
+    pub fn search(&self, typed: &str, kind: Option<Kind>, limit: usize) -> Vec<Suggestion<'_>> {
         let folded = fold(typed);
         let mut words: Vec<&str> = folded
             .split(|c: char| !c.is_ascii_alphanumeric())
@@ -505,7 +597,7 @@ impl Index {
             ranked.sort_unstable();
             ranked
                 .into_iter()
-                .map(|(_, doc)| &self.docs[doc as usize])
+                .map(|(_, doc)| self.suggestion(doc as usize))
                 .collect()
         })
     }
@@ -551,10 +643,10 @@ impl Index {
         best_distinct(&mut keys, limit)
     }
 
-    fn docs_of(&self, numbers: &[u32]) -> Vec<&Suggestion> {
+    fn docs_of(&self, numbers: &[u32]) -> Vec<Suggestion<'_>> {
         numbers
             .iter()
-            .map(|&doc| &self.docs[doc as usize])
+            .map(|&doc| self.suggestion(doc as usize))
             .collect()
     }
 
@@ -593,8 +685,8 @@ impl Index {
 
     /// Every suggestion, in index order: for the linear-scan baseline of
     /// the benchmark.
-    pub fn all(&self) -> &[Suggestion] {
-        &self.docs
+    pub fn all(&self) -> impl Iterator<Item = Suggestion<'_>> {
+        (0..self.docs.len()).map(|number| self.suggestion(number))
     }
 }
 
@@ -889,8 +981,18 @@ impl Automaton for Typos<'_> {
 mod tests {
     use super::*;
 
-    fn suggestion(code: Option<&str>, kind: Kind, name: &str, country: Option<&str>) -> Suggestion {
+    fn suggestion(
+        code: Option<&str>,
+        kind: Kind,
+        name: &str,
+        country: Option<&str>,
+    ) -> Entry<'static> {
         suggestion_with(code, kind, name, country, 0)
+    }
+
+    /// Leaked: a test's few strings live as long as the test.
+    fn leak(text: String) -> &'static str {
+        Box::leak(text.into_boxed_str())
     }
 
     fn suggestion_with(
@@ -899,14 +1001,18 @@ mod tests {
         name: &str,
         country: Option<&str>,
         popularity: i32,
-    ) -> Suggestion {
-        Suggestion {
-            id: format!("{}-{name}", kind.as_str()),
-            query: format!("{}:{name}", kind.as_str()),
+    ) -> Entry<'static> {
+        Entry {
+            id: leak(format!(
+                "{}-{name}-{}",
+                kind.as_str(),
+                country.unwrap_or("")
+            )),
+            query: leak(format!("{}:{name}", kind.as_str())),
             kind,
-            code: code.map(str::to_owned),
-            name: name.to_owned(),
-            country: country.map(str::to_owned),
+            code: code.map(|c| leak(c.to_owned())),
+            name: leak(name.to_owned()),
+            country: country.map(|c| leak(c.to_owned())),
             popularity,
             metadata: None,
         }
@@ -916,12 +1022,12 @@ mod tests {
         index
             .search(typed, None, 8)
             .into_iter()
-            .map(|s| s.name.clone())
+            .map(|s| s.name.to_owned())
             .collect()
     }
 
     fn sample() -> Index {
-        Index::build(vec![
+        Index::build(&[
             suggestion(
                 Some("LIS"),
                 Kind::Airport,
@@ -1024,8 +1130,8 @@ mod tests {
     #[test]
     fn a_remembered_short_answer_is_the_answer_a_fresh_search_gives() {
         let index = sample();
-        let codes = |found: Vec<&Suggestion>| -> Vec<String> {
-            found.iter().map(|s| s.name.clone()).collect()
+        let codes = |found: Vec<Suggestion>| -> Vec<String> {
+            found.iter().map(|s| s.name.to_owned()).collect()
         };
         let first = codes(index.search("p", None, 2));
         let remembered = codes(index.search("p", None, 2));
@@ -1092,13 +1198,13 @@ mod tests {
 
     #[test]
     fn popularity_breaks_ties() {
-        let index = Index::build(vec![
+        let index = Index::build(&[
             suggestion_with(None, Kind::City, "Paris", Some("France"), 5),
             suggestion_with(None, Kind::City, "Paris", Some("United States"), 50),
         ])
         .expect("index");
         let found = index.search("par", None, 8);
-        assert_eq!(found[0].country.as_deref(), Some("United States"));
+        assert_eq!(found[0].country, Some("United States"));
     }
 
     #[test]
@@ -1130,7 +1236,7 @@ mod tests {
         let found = index.search("a", None, 3);
         assert_eq!(found.len(), 3);
         let found = index.search("lis", None, 8);
-        let mut ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+        let mut ids: Vec<&str> = found.iter().map(|s| s.id).collect();
         ids.dedup();
         assert_eq!(ids.len(), found.len());
     }

@@ -151,7 +151,7 @@ struct SuggestQuery {
 /// The suggestions for what was typed, best first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Suggestions<'a> {
-    pub suggestions: Vec<&'a Suggestion>,
+    pub suggestions: Vec<Suggestion<'a>>,
 }
 
 /// The checked parameters of a suggestion request.

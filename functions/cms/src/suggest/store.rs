@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use platform::{ApiError, ApiResult, config::Env, db::Pool};
-use serde_json::Value;
 
-use super::index::{Index, IndexBuilder, Kind, Suggestion};
+use super::index::{Entry, Index, IndexBuilder, Kind};
 
 /// Default of `SUGGESTION_CACHE_SECONDS`.
 pub const DEFAULT_CACHE_SECONDS: u64 = 60;
@@ -229,7 +228,11 @@ pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
         let Some(kind) = Kind::parse(row.get::<_, &str>(2)) else {
             continue;
         };
-        let suggestion = Suggestion {
+        // Borrowed from the row: the builder copies the texts into the
+        // index's one string.
+        let metadata =
+            row.get::<_, Option<tokio_postgres::types::Json<&serde_json::value::RawValue>>>(7);
+        let suggestion = Entry {
             id: row.get(0),
             query: row.get(1),
             kind,
@@ -237,9 +240,9 @@ pub async fn load(pool: &Pool) -> ApiResult<Loaded> {
             name: row.get(4),
             country: row.get(5),
             popularity: row.get(6),
-            metadata: row.get::<_, Option<Value>>(7),
+            metadata: metadata.map(|m| m.0.get()),
         };
-        builder.add(suggestion).map_err(ApiError::Internal)?;
+        builder.add(&suggestion).map_err(ApiError::Internal)?;
     }
     drop(client);
     let read_time = started.elapsed();
