@@ -88,8 +88,8 @@ pub enum Attribute {
     Country = 3,
 }
 
-/// One suggestion as the public route answers it, borrowed from the
-/// index.
+// Borrowed from the index's one string of texts.
+/// One suggestion as the public route answers it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suggestion<'a> {
