@@ -5,9 +5,9 @@ suggestions (airports, and from them cities and countries).
 Run once by hand when the data should be refreshed; the build never runs it
 and never downloads anything:
 
-    python3 -m venv /tmp/airports-venv
-    /tmp/airports-venv/bin/pip install airportsdata==20260905 airports-py==3.1.0 babel==2.19.0
-    /tmp/airports-venv/bin/python functions/cms/seed/make_airports.py
+    python3 -m venv "${TMPDIR:-/tmp}/airports-venv" && venv="${TMPDIR:-/tmp}/airports-venv"
+    "$venv/bin/pip" install airportsdata==20260905 airports-py==3.1.0 babel==2.19.0
+    "$venv/bin/python" functions/cms/seed/make_airports.py
 
 Sources (all MIT or BSD licensed; see NOTICE beside this file):
 - airportsdata 20260905 (MIT, Mike Borsetti; includes mwgg/Airports, MIT):
