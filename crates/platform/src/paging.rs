@@ -204,6 +204,21 @@ pub fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// Longest text a list's search box takes.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// A list's search text, checked ([`MAX_SEARCH_CHARS`], a 400 naming
+/// `field`), as the LIKE pattern that finds it anywhere; `None` without one.
+pub fn search_pattern(field: &str, search: Option<&str>) -> Result<Option<String>, ApiError> {
+    match search {
+        Some(text) if text.chars().count() > MAX_SEARCH_CHARS => Err(ApiError::invalid_field(
+            field,
+            format!("must be at most {MAX_SEARCH_CHARS} characters"),
+        )),
+        other => Ok(other.map(like_pattern)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +288,17 @@ mod tests {
     #[test]
     fn search_text_cannot_smuggle_wildcards() {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn a_search_longer_than_the_limit_is_a_400_naming_its_field() {
+        let long = "x".repeat(MAX_SEARCH_CHARS + 1);
+        let error = search_pattern("q", Some(&long)).expect_err("too long");
+        assert!(matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "q"));
+        assert_eq!(
+            search_pattern("q", Some("a_b")).expect("ok").as_deref(),
+            Some("%a\\_b%")
+        );
+        assert_eq!(search_pattern("q", None).expect("ok"), None);
     }
 }

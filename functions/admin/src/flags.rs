@@ -219,17 +219,7 @@ pub async fn list(
             ));
         }
     };
-    if query
-        .search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200)
-    {
-        return Err(ApiError::invalid_field(
-            "search",
-            "must be at most 200 characters",
-        ));
-    }
-    let pattern = query.search.as_deref().map(platform::paging::like_pattern);
+    let pattern = paging::search_pattern("search", query.search.as_deref())?;
     let client = auth.client();
     // By the unique index on "key".
     let rows = client

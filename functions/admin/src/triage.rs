@@ -24,7 +24,7 @@ use platform::api_doc::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use platform::paging::{self, Page, like_pattern};
+use platform::paging::{self, Page};
 
 const COLUMNS: &str = r#""id", "message", "stack", "errorType", "url", "userId", "sessionId", "userAgent", "browser",
     "os", "severity", "resolved", "resolvedAt", "resolvedBy", "notes", "fingerprint", "count", "timestamp""#;
@@ -172,17 +172,11 @@ pub async fn list(
             format!("must be one of {}", SEVERITIES.join(", ")),
         ));
     }
-    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::invalid_field(
-            "q",
-            "must be at most 200 characters",
-        ));
-    }
     let after = paging::time_cursor(query.cursor.as_deref())?;
     let (after_time, after_id) = after.unzip();
     let from = paging::time("from", query.from)?;
     let to = paging::time("to", query.to)?;
-    let pattern = query.q.as_deref().map(like_pattern);
+    let pattern = paging::search_pattern("q", query.q.as_deref())?;
     let client = auth.client();
     let rows = client
         .query(

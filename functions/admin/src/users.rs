@@ -25,7 +25,7 @@ use platform::api_doc::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use platform::paging::{self, Page, like_pattern};
+use platform::paging::{self, Page};
 
 const SELECT_USER: &str = r#"SELECT u."id", u."email", u."name", a."role", a."permissions", a."createdAt", a."updatedAt"
     FROM "users" u LEFT JOIN "admin_users" a ON a."userId" = u."id""#;
@@ -152,17 +152,7 @@ pub async fn list(
             ApiError::invalid_field("role", "must be super_admin, admin, moderator or user")
         })?;
     }
-    if query
-        .search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200)
-    {
-        return Err(ApiError::invalid_field(
-            "search",
-            "must be at most 200 characters",
-        ));
-    }
-    let pattern = query.search.as_deref().map(like_pattern);
+    let pattern = paging::search_pattern("search", query.search.as_deref())?;
     let (after_email, after_id) = after.unzip();
     let client = auth.client();
     let rows = client

@@ -24,6 +24,7 @@ use platform::api_doc::{
     Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated, Unavailable, Unprocessable,
     WrongMediaType,
 };
+use platform::clock::from_db_timestamp as utc;
 use platform::paging::{self, Page};
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState, content,
-    editing::{self, float_key, float_of_key, utc},
+    editing::{self, float_key, float_of_key},
     history, public,
 };
 
@@ -912,17 +913,7 @@ pub async fn list(
     let query: AdminQuery = platform::json::parse_query(query.as_deref())?;
     let limit = paging::limit(query.limit)?;
     let (after_time, after_id) = paging::time_cursor(query.cursor.as_deref())?.unzip();
-    if query
-        .search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200)
-    {
-        return Err(ApiError::invalid_field(
-            "search",
-            "must be at most 200 characters",
-        ));
-    }
-    let pattern = query.search.as_deref().map(paging::like_pattern);
+    let pattern = paging::search_pattern("search", query.search.as_deref())?;
     let rows = auth
         .client()
         .query(

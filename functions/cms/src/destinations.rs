@@ -23,6 +23,7 @@ use platform::api_doc::{
     Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated, Unavailable, Unprocessable,
     WrongMediaType,
 };
+use platform::clock::from_db_timestamp as utc;
 use platform::paging::{self, Page};
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -31,11 +32,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::deals::{Counted, counted};
-use crate::{
-    AppState, content,
-    editing::{self, utc},
-    history, public,
-};
+use crate::{AppState, content, editing, history, public};
 
 const COLUMNS: &str = r#""id", "slug", "airportCode", "city", "country", "region", "description",
     "shortDescription", "highlights", "travelInfo", "priceRange", "avgPrice", "travelStyles",
@@ -586,8 +583,7 @@ pub async fn list(
     let limit = paging::limit(query.limit)?;
     let (after_city, after_id): (Option<String>, Option<String>) =
         paging::decode::<(String, String)>(query.cursor.as_deref())?.unzip();
-    let pattern = content::optional_text("search", query.search.as_deref(), 200)?
-        .map(|s| paging::like_pattern(&s));
+    let pattern = paging::search_pattern("search", query.search.as_deref())?;
     let rows = auth
         .client()
         .query(

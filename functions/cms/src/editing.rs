@@ -39,12 +39,6 @@ pub fn merge(current_view: &Value, keys: &[&str], change: &[u8]) -> ApiResult<Ve
     Ok(serde_json::to_vec(&merged).expect("JSON serialises"))
 }
 
-/// The timestamp of a view: RFC 3339 in UTC, what a browser's `Date` and
-/// every input type here read back.
-pub fn utc(value: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
-    platform::clock::from_db_timestamp(value)
-}
-
 /// A float for a keyset cursor, exactly: its bits, since a decimal
 /// rendering may not read back to the same value.
 pub fn float_key(value: f64) -> i64 {

@@ -295,17 +295,7 @@ async fn list(
     let query: ListQuery = platform::json::parse_query(query.as_deref())?;
     let limit = paging::limit(query.limit)?;
     let after: Option<String> = paging::decode(query.cursor.as_deref())?;
-    if query
-        .search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200)
-    {
-        return Err(ApiError::invalid_field(
-            "search",
-            "must be at most 200 characters",
-        ));
-    }
-    let pattern = query.search.as_deref().map(paging::like_pattern);
+    let pattern = paging::search_pattern("search", query.search.as_deref())?;
     // By the unique index on "key".
     let rows = auth
         .client()

@@ -141,17 +141,7 @@ pub async fn list(
         .as_deref()
         .map(|k| fields::kind(k).map(Kind::as_str))
         .transpose()?;
-    if query
-        .search
-        .as_ref()
-        .is_some_and(|s| s.chars().count() > 200)
-    {
-        return Err(ApiError::invalid_field(
-            "search",
-            "must be at most 200 characters",
-        ));
-    }
-    let pattern = query.search.as_deref().map(paging::like_pattern);
+    let pattern = paging::search_pattern("search", query.search.as_deref())?;
     // By the unique index on "query".
     let rows = auth
         .client()
