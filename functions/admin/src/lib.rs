@@ -29,11 +29,13 @@
 //! | `POST /api/admin/experiments/{key}/stop` | experiments:update |
 //! | `GET /api/admin/experiments/{key}/results` | experiments:read |
 
+pub mod analytics;
 pub mod bootstrap;
 pub mod commands;
 pub mod csv_export;
 pub mod experiments;
 pub mod flags;
+pub mod models;
 pub mod trail;
 pub mod triage;
 pub mod users;
@@ -158,7 +160,10 @@ impl utoipa::Modify for SessionSchemes {
 
 /// The admin API as an OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
+    let mut doc = <ApiDoc as utoipa::OpenApi>::openapi();
+    doc.merge(analytics::openapi());
+    doc.merge(models::openapi());
+    doc
 }
 
 pub use access::screen::MAX_BODY_BYTES;
@@ -200,6 +205,8 @@ fn router(state: AppState) -> Router {
             "/api/admin/experiments/{key}/results",
             get(experiments::results),
         )
+        .merge(analytics::routes())
+        .merge(models::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(access::screen::screen))
         .with_state(state);
