@@ -521,6 +521,14 @@ impl Migrator {
         )
         .await
         .doing("dropping the search-popularity ledger")?;
+        // Price models: versions and fares name contract rows ("ml_models",
+        // "analytics_events"), just dropped; a watermark kept would skip events.
+        tx.batch_execute(
+            r#"DROP TABLE IF EXISTS "bundle"."model_versions", "bundle"."model_activations",
+                   "bundle"."observed_fares", "bundle"."fare_sync_watermark""#,
+        )
+        .await
+        .doing("dropping the price models")?;
         let later: Vec<String> = self
             .migrations
             .iter()

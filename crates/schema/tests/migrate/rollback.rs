@@ -10,6 +10,7 @@ const SENTRY_EVENTS_MIGRATION: &str = "20261130180000_sentry_events";
 const EXPERIMENT_CONVERSIONS_MIGRATION: &str = "20261130200000_experiment_conversions";
 const SEARCH_POPULARITY_MIGRATION: &str = "20261201100000_search_popularity";
 const DESTINATION_SEARCHES_MIGRATION: &str = "20261201110000_destination_searches";
+const PRICE_MODELS_MIGRATION: &str = "20261201130000_price_models";
 const AUDIT_TRAIL_MIGRATION: &str = "20251125090000_audit_trail_tamper_evidence";
 
 #[tokio::test]
@@ -42,7 +43,8 @@ async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
             SENTRY_EVENTS_MIGRATION,
             EXPERIMENT_CONVERSIONS_MIGRATION,
             SEARCH_POPULARITY_MIGRATION,
-            DESTINATION_SEARCHES_MIGRATION
+            DESTINATION_SEARCHES_MIGRATION,
+            PRICE_MODELS_MIGRATION
         ]
     );
     let chain_left: bool = client
@@ -75,7 +77,8 @@ async fn up_after_down_restores_the_contract() {
             SENTRY_EVENTS_MIGRATION,
             EXPERIMENT_CONVERSIONS_MIGRATION,
             SEARCH_POPULARITY_MIGRATION,
-            DESTINATION_SEARCHES_MIGRATION
+            DESTINATION_SEARCHES_MIGRATION,
+            PRICE_MODELS_MIGRATION
         ]
     );
     let (_, differences) = contract::verify(&client).await.expect("verify");
