@@ -80,6 +80,7 @@ impl Stack {
         } else if path.starts_with("/api/analytics/")
             || path.starts_with("/api/monitoring/")
             || path.starts_with("/api/experiments/")
+            || path.starts_with("/api/predictions/")
             || path.starts_with("/ofrep/")
         {
             self.events.router()
