@@ -529,6 +529,13 @@ impl Migrator {
         )
         .await
         .doing("dropping the price models")?;
+        // Prediction outcomes name predictions, just dropped; a watermark kept
+        // would skip the predictions of a new contract.
+        tx.batch_execute(
+            r#"DROP TABLE IF EXISTS "bundle"."prediction_outcomes", "bundle"."prediction_accuracy_watermark""#,
+        )
+        .await
+        .doing("dropping the prediction outcomes")?;
         let later: Vec<String> = self
             .migrations
             .iter()
