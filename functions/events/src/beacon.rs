@@ -105,25 +105,32 @@ impl Beacon {
     }
 }
 
+/// Who sent the request: a trusted server when it carries one of
+/// `INGEST_KEYS`, a browser when it carries none; a key that is not one is
+/// a 401.
+pub fn sender(headers: &http::HeaderMap, state: &AppState) -> ApiResult<Sender> {
+    match headers.get(INGEST_KEY_HEADER) {
+        None => Ok(Sender::Browser),
+        // Every key is compared, so the time taken does not say which
+        // one (if any) came close.
+        Some(given)
+            if state
+                .config
+                .ingest_keys
+                .iter()
+                .fold(false, |found, key| key.matches(given.as_bytes()) | found) =>
+        {
+            Ok(Sender::Trusted)
+        }
+        Some(_) => Err(ApiError::Unauthorized),
+    }
+}
+
 impl FromRequest<AppState> for Beacon {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
-        let sender = match request.headers().get(INGEST_KEY_HEADER) {
-            None => Sender::Browser,
-            // Every key is compared, so the time taken does not say which
-            // one (if any) came close.
-            Some(given)
-                if state
-                    .config
-                    .ingest_keys
-                    .iter()
-                    .fold(false, |found, key| key.matches(given.as_bytes()) | found) =>
-            {
-                Sender::Trusted
-            }
-            Some(_) => return Err(ApiError::Unauthorized.into_response()),
-        };
+        let sender = sender(request.headers(), state).map_err(IntoResponse::into_response)?;
         let client = ClientContext::from_request(
             request.headers(),
             request.request_context_ref(),

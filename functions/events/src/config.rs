@@ -36,10 +36,50 @@ pub struct IntakeConfig {
     /// evaluates flags from its copy before reading them again, and so how
     /// long an admin's change takes to reach every visitor.
     pub flag_cache_time: std::time::Duration,
+    /// `PREDICTION_TTL_SECONDS` (default 21600, 6 h; from 60 to 604800):
+    /// how long a served price prediction stays valid ("expiresAt"), and so
+    /// how long the same question is answered with the stored prediction.
+    pub prediction_ttl: std::time::Duration,
+    /// `PRICE_MODEL_CACHE_SECONDS` (default 60, at most 600): how long a
+    /// container serves predictions from its copy of the active price model
+    /// before reading `ml_models` again, and so how long an activation or a
+    /// rollback takes to reach every visitor.
+    pub price_model_cache_time: std::time::Duration,
 }
 
 /// The default of `FLAG_CACHE_SECONDS`.
 pub const DEFAULT_FLAG_CACHE_SECONDS: u64 = 5;
+/// The default of `PREDICTION_TTL_SECONDS`: 6 hours.
+pub const DEFAULT_PREDICTION_TTL_SECONDS: u64 = 6 * 60 * 60;
+/// The default of `PRICE_MODEL_CACHE_SECONDS`.
+pub const DEFAULT_PRICE_MODEL_CACHE_SECONDS: u64 = 60;
+
+/// A whole number of seconds from `variable`, `default` when unset, within
+/// `range`; otherwise an error naming the variable.
+fn seconds(
+    env: &Env,
+    variable: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<std::time::Duration, ConfigError> {
+    let seconds = match env.optional(variable) {
+        None => default,
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| range.contains(s))
+            .ok_or_else(|| ConfigError {
+                variable,
+                problem: format!(
+                    "{text:?} is not a whole number of seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            })?,
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
 
 /// A Sentry project and the public key its DSN carries. Public keys are in
 /// every page of the site, so they say which project an event is for, not
@@ -158,24 +198,29 @@ impl IntakeConfig {
                 ),
             })?);
         }
-        let flag_cache_seconds = match env.optional("FLAG_CACHE_SECONDS") {
-            None => DEFAULT_FLAG_CACHE_SECONDS,
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|s| *s <= 300)
-                .ok_or_else(|| ConfigError {
-                    variable: "FLAG_CACHE_SECONDS",
-                    problem: format!("{text:?} is not a whole number of seconds from 0 to 300"),
-                })?,
-        };
         Ok(Self {
             ip_storage,
             allowed_origins,
             ingest_keys,
             sentry_keys,
-            flag_cache_time: std::time::Duration::from_secs(flag_cache_seconds),
+            flag_cache_time: seconds(
+                env,
+                "FLAG_CACHE_SECONDS",
+                DEFAULT_FLAG_CACHE_SECONDS,
+                0..=300,
+            )?,
+            prediction_ttl: seconds(
+                env,
+                "PREDICTION_TTL_SECONDS",
+                DEFAULT_PREDICTION_TTL_SECONDS,
+                60..=7 * 24 * 60 * 60,
+            )?,
+            price_model_cache_time: seconds(
+                env,
+                "PRICE_MODEL_CACHE_SECONDS",
+                DEFAULT_PRICE_MODEL_CACHE_SECONDS,
+                0..=600,
+            )?,
         })
     }
 }
@@ -270,6 +315,31 @@ mod tests {
             assert_eq!(
                 IntakeConfig::from_env(&env).expect_err(bad).variable,
                 "FLAG_CACHE_SECONDS"
+            );
+        }
+    }
+
+    #[test]
+    fn the_prediction_settings_default_to_six_hours_and_a_minute_and_bad_ones_name_the_variable() {
+        let config = IntakeConfig::from_env(&Env::from_pairs([])).expect("valid");
+        assert_eq!(
+            config.prediction_ttl,
+            std::time::Duration::from_secs(6 * 60 * 60)
+        );
+        assert_eq!(
+            config.price_model_cache_time,
+            std::time::Duration::from_secs(60)
+        );
+        for (variable, bad) in [
+            ("PREDICTION_TTL_SECONDS", "59"),
+            ("PREDICTION_TTL_SECONDS", "604801"),
+            ("PREDICTION_TTL_SECONDS", "6h"),
+            ("PRICE_MODEL_CACHE_SECONDS", "601"),
+        ] {
+            let env = Env::from_pairs([(variable, bad)]);
+            assert_eq!(
+                IntakeConfig::from_env(&env).expect_err(bad).variable,
+                variable
             );
         }
     }

@@ -1,6 +1,6 @@
 //! The public API for visitors: analytics events, Web Vitals, browser
-//! errors, flag evaluation (OFREP), and experiment assignment and
-//! conversions.
+//! errors, flag evaluation (OFREP), experiment assignment and
+//! conversions, and price predictions.
 //!
 //! Browsers post here, often with `navigator.sendBeacon` while a page
 //! unloads, so the route reads `text/plain` as well as JSON, answers only
@@ -20,6 +20,7 @@ pub mod fingerprint;
 pub mod flags;
 pub mod jsonb;
 pub mod ofrep;
+pub mod predictions;
 pub mod routes;
 pub mod sentry;
 pub mod vitals;
@@ -44,6 +45,9 @@ pub struct AppState {
     pub config: Arc<IntakeConfig>,
     /// The flags as last read (per container, for `FLAG_CACHE_SECONDS`).
     pub flags: Arc<flags::FlagStore>,
+    /// The active price model as last read (per container, for
+    /// `PRICE_MODEL_CACHE_SECONDS`).
+    pub price_models: Arc<predictions::PriceModels>,
 }
 
 /// The function, built once per container from its settings: by `main.rs`
@@ -61,6 +65,10 @@ impl App {
         let config = IntakeConfig::from_env(env)?;
         let state = AppState {
             flags: Arc::new(flags::FlagStore::new(pool.clone(), config.flag_cache_time)),
+            price_models: Arc::new(predictions::PriceModels::new(
+                pool.clone(),
+                config.price_model_cache_time,
+            )),
             pool,
             config: Arc::new(config),
         };

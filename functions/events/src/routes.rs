@@ -28,7 +28,7 @@ use crate::{
     beacon::{Beacon, Dropped, MAX_BODY_BYTES, dropped},
     browser_errors::{self, wire::ErrorReport},
     client::{ClientContext, Sender},
-    db, experiments, fields, ofrep,
+    db, experiments, fields, ofrep, predictions,
     sentry::{self, Counted, Endpoint},
     vitals::{self, wire::VitalsRequest},
 };
@@ -58,11 +58,13 @@ struct TrustedSender {
     paths(
         ingest_events, ingest_vitals, ingest_error, sentry_envelope, sentry_store,
         ofrep::evaluate_one, ofrep::evaluate_all, experiments::assign, experiments::convert_route,
+        predictions::predict_price,
     ),
     components(schemas(platform::error::ErrorBody)),
     tags(
         (name = "events", description = "The public intake: analytics events, Web Vitals, browser errors. Browsers post here, often with `navigator.sendBeacon`; bots are dropped."),
         (name = "flags", description = "Feature flags and experiments for visitors: OpenFeature remote evaluation (OFREP 0.3), enrolment in running experiments, conversions."),
+        (name = "predictions", description = "Price predictions from the active price model, stored so that their accuracy is measured later."),
     )
 )]
 struct ApiDoc;
@@ -123,6 +125,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
             .route("/api/experiments/assign", post(experiments::assign))
             .route("/api/experiments/convert", post(experiments::convert_route))
+            .route("/api/predictions/price", post(predictions::predict_price))
             .merge(extra)
             .with_state(state),
     )

@@ -13,7 +13,7 @@ const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.
 /// Makes every commit that wrote a row of `table` matching `condition`
 /// fail. `sqlstate` is what the failure reports: `P0001` (a server-side
 /// fault, a 500) or a class 23 code (the client's data, a 4xx).
-async fn refuse_at_commit(app: &TestApp, table: &str, condition: &str, sqlstate: &str) {
+pub async fn refuse_at_commit(app: &TestApp, table: &str, condition: &str, sqlstate: &str) {
     app.db
         .connect()
         .await

@@ -8,6 +8,7 @@ mod connections;
 mod flags;
 mod node;
 mod openfeature;
+mod predictions;
 mod restarts;
 mod sentry;
 mod sentry_sdk;
