@@ -1,6 +1,10 @@
 //! The admin function against real PostgreSQL, through its production
 //! router.
 
+mod analytics_funnel;
+mod analytics_overview;
+mod analytics_retention;
+mod analytics_vitals;
 mod audit_scale;
 mod audit_trail;
 mod bootstrap;

@@ -1,0 +1,484 @@
+//! `GET /api/admin/analytics/overview` (from snapshots only), the top
+//! error groups, the CSV exports and the analytics permissions.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::analytics_funnel::event;
+use crate::{TestApp, spawn_app};
+
+/// A snapshot row as the rollup writes it.
+pub async fn snapshot(
+    app: &TestApp,
+    metric: &str,
+    granularity: &str,
+    at: &str,
+    value: f64,
+    dimensions: Value,
+) {
+    app.client
+        .execute(
+            r#"INSERT INTO "metric_snapshots" ("id", "metricName", "value", "dimensions", "timestamp", "granularity")
+               VALUES (gen_random_uuid()::text, $1, $2, $3, $4::text::timestamp, $5)"#,
+            &[&metric, &value, &dimensions, &at, &granularity],
+        )
+        .await
+        .expect("insert snapshot");
+}
+
+fn series<'a>(answer: &'a Value, metric: &str) -> &'a Value {
+    answer["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .find(|s| s["metric"] == metric)
+        .unwrap_or_else(|| panic!("no {metric} in {answer}"))
+}
+
+/// Days 2026-11-01 to 11-04; the range asked is 11-03..11-05 and its
+/// previous period 11-01..11-03.
+async fn seed_days(app: &TestApp) {
+    for (day, views) in [
+        ("2026-11-01", 10.0),
+        ("2026-11-02", 20.0),
+        ("2026-11-03", 30.0),
+    ] {
+        snapshot(
+            app,
+            "page_views",
+            "day",
+            day,
+            views,
+            json!({"device": {"desktop": views}}),
+        )
+        .await;
+    }
+    // 11-04 has no page_views row: a gap, not a zero.
+    for (day, sessions, rate) in [
+        ("2026-11-02", 20.0, 0.25),
+        ("2026-11-03", 10.0, 0.5),
+        ("2026-11-04", 30.0, 0.0),
+    ] {
+        snapshot(app, "sessions", "day", day, sessions, json!({})).await;
+        snapshot(app, "conversion_rate", "day", day, rate, json!({})).await;
+    }
+    snapshot(
+        app,
+        "vitals.LCP.p75",
+        "day",
+        "2026-11-03",
+        1000.0,
+        json!({"samples": 1}),
+    )
+    .await;
+    snapshot(
+        app,
+        "vitals.LCP.p75",
+        "day",
+        "2026-11-04",
+        2000.0,
+        json!({"samples": 3}),
+    )
+    .await;
+    // Rows the day view must not read: an hour, and a day after the range.
+    snapshot(
+        app,
+        "page_views",
+        "hour",
+        "2026-11-03 05:00:00",
+        7.0,
+        json!({}),
+    )
+    .await;
+    snapshot(app, "page_views", "day", "2026-11-05", 99.0, json!({})).await;
+}
+
+#[tokio::test]
+async fn the_overview_reads_day_snapshots_with_the_previous_period() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    seed_days(&app).await;
+    // Raw events are never read: this one is in no snapshot.
+    event(&app, "s", None, "page_view", "2026-11-03 12:00:00", None).await;
+    let answer = app
+        .expect(
+            "GET",
+            "/api/admin/analytics/overview?from=2026-11-03&to=2026-11-05&granularity=day",
+            Some(&token),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(
+        answer["buckets"],
+        json!(["2026-11-03T00:00:00.000Z", "2026-11-04T00:00:00.000Z"])
+    );
+    assert_eq!(answer["previousFrom"], "2026-11-01T00:00:00.000Z");
+    let views = series(&answer, "page_views");
+    assert_eq!(views["points"], json!([30.0, null]));
+    assert_eq!(views["total"], json!(30.0));
+    assert_eq!(
+        views["previous"],
+        json!({"total": 30.0, "points": [10.0, 20.0]})
+    );
+    assert_eq!(views["changePercent"], json!(0.0));
+    assert_eq!(views["headline"], "sum");
+    let sessions = series(&answer, "sessions");
+    assert_eq!(sessions["total"], json!(40.0));
+    assert_eq!(
+        sessions["previous"],
+        json!({"total": 20.0, "points": [null, 20.0]})
+    );
+    assert_eq!(sessions["changePercent"], json!(100.0));
+    assert_eq!(sessions["headline"], "sumOfDistinct");
+    // (0.5 * 10 + 0 * 30) / 40 against 0.25.
+    let rate = series(&answer, "conversion_rate");
+    assert_eq!(rate["total"], json!(0.125));
+    assert_eq!(rate["previous"]["total"], json!(0.25));
+    assert_eq!(rate["changePercent"], json!(-50.0));
+    // (1000 * 1 + 2000 * 3) / 4.
+    assert_eq!(series(&answer, "vitals.LCP.p75")["total"], json!(1750.0));
+    // No rows at all: null totals and points, no change.
+    let bookings = series(&answer, "bookings");
+    assert_eq!(bookings["points"], json!([null, null]));
+    assert_eq!(bookings["total"], Value::Null);
+    assert_eq!(bookings["changePercent"], Value::Null);
+    assert_eq!(answer["series"].as_array().expect("series").len(), 14);
+}
+
+#[tokio::test]
+async fn the_hourly_overview_widens_the_range_to_whole_hours() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    snapshot(
+        &app,
+        "searches",
+        "hour",
+        "2026-11-03 09:00:00",
+        4.0,
+        json!({}),
+    )
+    .await;
+    snapshot(
+        &app,
+        "searches",
+        "hour",
+        "2026-11-03 10:00:00",
+        5.0,
+        json!({}),
+    )
+    .await;
+    snapshot(
+        &app,
+        "searches",
+        "hour",
+        "2026-11-03 11:00:00",
+        6.0,
+        json!({}),
+    )
+    .await;
+    snapshot(&app, "searches", "day", "2026-11-03", 1000.0, json!({})).await;
+    let answer = app
+        .expect(
+            "GET",
+            "/api/admin/analytics/overview?from=2026-11-03T10:30:00Z&to=2026-11-03T11:15:00%2B00:00&granularity=hour",
+            Some(&token),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(answer["from"], "2026-11-03T10:00:00.000Z");
+    assert_eq!(answer["to"], "2026-11-03T12:00:00.000Z");
+    let searches = series(&answer, "searches");
+    assert_eq!(searches["points"], json!([5.0, 6.0]));
+    assert_eq!(searches["previous"]["points"], json!([null, 4.0]));
+    assert_eq!(searches["changePercent"], json!(175.0));
+}
+
+#[tokio::test]
+async fn bad_overview_parameters_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    for (query, field) in [
+        (
+            "from=2026-11-03&to=2026-11-05&granularity=minute",
+            "granularity",
+        ),
+        ("to=2026-11-05", "from"),
+        ("from=2026-11-03", "to"),
+        ("from=2026-11-05&to=2026-11-03", "to"),
+        ("from=2026-01-01&to=2026-11-03&granularity=hour", "to"),
+        ("from=2025-01-01&to=2026-11-03", "to"),
+        ("from=03/11/2026&to=2026-11-05", "from"),
+    ] {
+        let body = app
+            .expect(
+                "GET",
+                &format!("/api/admin/analytics/overview?{query}"),
+                Some(&token),
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+}
+
+/// An error group's row as the intake writes it.
+async fn error_row(
+    app: &TestApp,
+    id: &str,
+    fingerprint: Option<&str>,
+    message: &str,
+    count: i32,
+    at: &str,
+    resolved: bool,
+) {
+    app.client
+        .execute(
+            r#"INSERT INTO "error_logs" ("id", "message", "url", "sessionId", "severity", "fingerprint", "count", "resolved", "timestamp")
+               VALUES ($1, $2, 'https://deals.example/', 'session_1', 'error', $3, $4, $5, $6::text::timestamp)"#,
+            &[&id, &message, &fingerprint, &count, &resolved, &at],
+        )
+        .await
+        .expect("insert error row");
+}
+
+async fn seed_errors(app: &TestApp) {
+    // fp-a: two rows (an old per-occurrence row and the group row), 1 + 4.
+    error_row(
+        app,
+        "a-old",
+        Some("fp-a"),
+        "Payment failed",
+        1,
+        "2026-11-02 08:00:00",
+        false,
+    )
+    .await;
+    error_row(
+        app,
+        "a",
+        Some("fp-a"),
+        "Payment failed",
+        4,
+        "2026-11-03 09:00:00",
+        true,
+    )
+    .await;
+    error_row(
+        app,
+        "b",
+        Some("fp-b"),
+        "=HYPERLINK(\"https://evil.example\")",
+        7,
+        "2026-11-03 10:00:00",
+        false,
+    )
+    .await;
+    error_row(
+        app,
+        "lone",
+        None,
+        "No fingerprint",
+        2,
+        "2026-11-03 11:00:00",
+        false,
+    )
+    .await;
+    error_row(
+        app,
+        "c",
+        Some("fp-c"),
+        "Outside the range",
+        50,
+        "2026-10-01 11:00:00",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_top_errors_are_groups_by_occurrences_in_the_range() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    seed_errors(&app).await;
+    let answer = app
+        .expect(
+            "GET",
+            "/api/admin/analytics/errors/top?from=2026-11-02&to=2026-11-04",
+            Some(&token),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    let errors = answer["errors"].as_array().expect("errors");
+    let summary: Vec<(Value, i64)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["id"].clone(),
+                e["occurrences"].as_i64().expect("occurrences"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(json!("b"), 7), (json!("a"), 5), (json!("lone"), 2)]
+    );
+    assert_eq!(errors[1]["firstSeen"], "2026-11-02T08:00:00.000Z");
+    assert_eq!(errors[1]["lastSeen"], "2026-11-03T09:00:00.000Z");
+    assert_eq!(errors[1]["resolved"], true);
+    assert_eq!(errors[1]["fingerprint"], "fp-a");
+    assert_eq!(errors[2]["fingerprint"], Value::Null);
+    let one = app
+        .expect(
+            "GET",
+            "/api/admin/analytics/errors/top?from=2026-11-02&to=2026-11-04&limit=1",
+            Some(&token),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(one["errors"].as_array().expect("errors").len(), 1);
+    let bad = app
+        .expect(
+            "GET",
+            "/api/admin/analytics/errors/top?from=2026-11-02&to=2026-11-04&limit=0",
+            Some(&token),
+            None,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(bad["error"]["field"], "limit");
+}
+
+async fn csv(app: &TestApp, token: &str, uri: &str) -> String {
+    let answer = app.send("GET", uri, Some(token), None).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    assert!(
+        answer.headers["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/csv")
+    );
+    String::from_utf8(answer.bytes).expect("utf-8")
+}
+
+#[tokio::test]
+async fn the_overview_exports_as_csv_with_the_previous_period() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    seed_days(&app).await;
+    let body = csv(
+        &app,
+        &token,
+        "/api/admin/analytics/export/overview?from=2026-11-03&to=2026-11-05",
+    )
+    .await;
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines[0], "metric,bucket,value,previousValue");
+    assert_eq!(lines[1], "page_views,2026-11-03T00:00:00.000Z,30,10");
+    assert_eq!(lines[2], "page_views,2026-11-04T00:00:00.000Z,,20");
+    assert_eq!(lines[3], "page_views,total,30,30");
+    // 14 series of two buckets and a total each.
+    assert_eq!(lines.len(), 1 + 14 * 3);
+}
+
+#[tokio::test]
+async fn exported_cells_are_defused_against_formulas() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    seed_errors(&app).await;
+    let body = csv(
+        &app,
+        &token,
+        "/api/admin/analytics/export/errors-top?from=2026-11-02&to=2026-11-04",
+    )
+    .await;
+    let mut lines = body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("fingerprint,id,message,severity,resolved,occurrences,firstSeen,lastSeen")
+    );
+    assert_eq!(
+        lines.next(),
+        Some(
+            r#"fp-b,b,"'=HYPERLINK(""https://evil.example"")",error,false,7,2026-11-03T10:00:00.000Z,2026-11-03T10:00:00.000Z"#
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_funnel_and_retention_export_their_tables() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    event(
+        &app,
+        "s",
+        None,
+        "flight_search",
+        "2026-11-02 10:00:00",
+        None,
+    )
+    .await;
+    event(&app, "s", None, "results_view", "2026-11-02 10:01:00", None).await;
+    let funnel = csv(
+        &app,
+        &token,
+        "/api/admin/analytics/export/funnel?from=2026-11-02&to=2026-11-03&steps=flight_search,results_view",
+    )
+    .await;
+    assert_eq!(
+        funnel,
+        "breakdown,step,count,conversionFromPrevious,conversionFromFirst,dropOff,medianSecondsFromPrevious\n\
+         ,flight_search,1,1,1,0,\n\
+         ,results_view,1,1,1,0,60\n"
+    );
+    let retention = csv(
+        &app,
+        &token,
+        "/api/admin/analytics/export/retention?from=2026-11-02&to=2026-11-03&period=day",
+    )
+    .await;
+    assert_eq!(retention, "cohort,size,period,active,percentage\n");
+}
+
+#[tokio::test]
+async fn an_unknown_report_is_not_found() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    app.expect(
+        "GET",
+        "/api/admin/analytics/export/everything?from=2026-11-02&to=2026-11-03",
+        Some(&token),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn analytics_need_read_and_exports_need_export() {
+    let app = spawn_app().await;
+    let nobody = app.admin("plain", "user", None).await;
+    let moderator = app.admin("mod", "moderator", None).await;
+    let overview = "/api/admin/analytics/overview?from=2026-11-03&to=2026-11-05";
+    app.expect("GET", overview, Some(&nobody), None, StatusCode::FORBIDDEN)
+        .await;
+    app.expect("GET", overview, Some(&moderator), None, StatusCode::OK)
+        .await;
+    app.expect(
+        "GET",
+        "/api/admin/analytics/export/overview?from=2026-11-03&to=2026-11-05",
+        Some(&moderator),
+        None,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
