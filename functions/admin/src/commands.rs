@@ -13,7 +13,19 @@ use serde_json::{Value, json};
 
 use access::audit;
 
+use crate::analytics::{cohorts, rollup, sample};
 use crate::bootstrap::{self, Channel};
+use crate::models;
+
+/// How long a job starts new work for: a scheduled or invoked run stops
+/// within the jobs function's time limit and the next run goes on; the
+/// command line runs to the end.
+fn job_budget(channel: Channel) -> Option<std::time::Duration> {
+    match channel {
+        Channel::Lambda => Some(rollup::RUN_BUDGET),
+        Channel::Cli => None,
+    }
+}
 
 pub const USAGE: &str = "usage:
   admin bootstrap-admin --email <email> [--force]   make an existing user super_admin (audited)
@@ -21,6 +33,32 @@ pub const USAGE: &str = "usage:
                                                     or from the newest checkpoint
   admin audit-maintain                              what the schedule runs: close refusal windows,
                                                     verify incrementally, go on with a full pass
+  admin rollup [--from <time> --to <time>] [--granularity hour|day|both]
+                                                    roll events, vitals, errors and experiment
+                                                    participants up into metric_snapshots: the
+                                                    recent days and any missed since the last run,
+                                                    or the window given (a backfill)
+  admin cohorts [--from <time> --to <time>]         update user_cohorts for the users active since
+                                                    the last run, or in the window given
+  admin sample-data [--weeks N] [--seed S] [--until <time>] [--sessions N] [--csv <dir>]
+                                                    load a realistic sample (events, fares, vitals,
+                                                    errors, funnel steps), then roll it up; with
+                                                    --csv, write it as CSV files instead
+  admin fares-sync [--from <time> --to <time>]      copy fare events (results_view, fare_observed)
+                                                    into the observed fares: those since the last
+                                                    run, or the window given (a backfill)
+  admin import-fares --file <csv>                   import observed fares from a CSV with the header
+                                                    origin,destination,departDate,returnDate,price,
+                                                    currency,observedAt: every line or none
+  admin train [--name price] [--activate]           sync fares, train the price model, store the
+                                                    version; activate it if asked, if none is
+                                                    active, or if it is no worse than the active one
+  admin prediction-accuracy [--from <time> --to <time>]
+                                                    settle the expired price predictions against
+                                                    the fares observed later; record the realised
+                                                    accuracy per model version; with a window,
+                                                    rescore the predictions created in it
+  Times are RFC 3339 or YYYY-MM-DD (midnight UTC).
 Database settings come from POSTGRES_URL (and POSTGRES_URL_NON_POOLING, preferred when set).";
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -39,6 +77,145 @@ pub enum Command {
         pass: Option<String>,
     },
     AuditMaintain,
+    /// The realised accuracy of served price predictions; a window (of
+    /// the predictions' `createdAt`) rescores.
+    PredictionAccuracy {
+        #[serde(default)]
+        from: Option<rollup::Time>,
+        #[serde(default)]
+        to: Option<rollup::Time>,
+    },
+    /// The rollups into `metric_snapshots`; a window is a backfill.
+    Rollup {
+        #[serde(default)]
+        from: Option<rollup::Time>,
+        #[serde(default)]
+        to: Option<rollup::Time>,
+        #[serde(default)]
+        granularity: rollup::Granularities,
+    },
+    /// `user_cohorts`; a window is a backfill.
+    Cohorts {
+        #[serde(default)]
+        from: Option<rollup::Time>,
+        #[serde(default)]
+        to: Option<rollup::Time>,
+    },
+    /// Fare events into `bundle.observed_fares`; a window is a backfill.
+    FaresSync {
+        #[serde(default)]
+        from: Option<rollup::Time>,
+        #[serde(default)]
+        to: Option<rollup::Time>,
+    },
+    /// A fares CSV: `file` on the command line, the text as `csv` in a
+    /// direct invoke.
+    ImportFares {
+        #[serde(default)]
+        file: Option<String>,
+        #[serde(default)]
+        csv: Option<String>,
+    },
+    /// Trains a version of the price model (see [`crate::models::training`]).
+    Train {
+        #[serde(default = "default_model_name")]
+        name: String,
+        #[serde(default)]
+        activate: bool,
+    },
+    SampleData {
+        #[serde(default = "default_sample_weeks")]
+        weeks: u32,
+        #[serde(default = "default_sample_seed")]
+        seed: u64,
+        /// The sample's end; the end of the current hour when absent.
+        #[serde(default)]
+        until: Option<rollup::Time>,
+        /// Sessions in all (about ten events each); 1,100 a day when absent.
+        #[serde(default)]
+        sessions: Option<usize>,
+        /// Write CSV files into this directory instead of the database.
+        #[serde(default)]
+        csv: Option<String>,
+    },
+}
+
+fn default_model_name() -> String {
+    crate::models::training::PRICE_MODEL.to_owned()
+}
+
+fn default_sample_weeks() -> u32 {
+    4
+}
+
+fn default_sample_seed() -> u64 {
+    42
+}
+
+/// `--from`/`--to` of a job: both or neither, `from` before `to`.
+fn window(args: &[String]) -> Result<(Option<rollup::Time>, Option<rollup::Time>), String> {
+    let time = |flag: &str| -> Result<Option<rollup::Time>, String> {
+        match args.iter().position(|a| a == flag) {
+            None => Ok(None),
+            Some(at) => args
+                .get(at + 1)
+                .ok_or_else(|| format!("{flag} needs a time\n{USAGE}"))?
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("{flag}: {e}\n{USAGE}")),
+        }
+    };
+    let (from, to) = (time("--from")?, time("--to")?);
+    match (from, to) {
+        (Some(f), Some(t)) if f.0 >= t.0 => Err(format!("--from must be before --to\n{USAGE}")),
+        (Some(_), None) | (None, Some(_)) => {
+            Err(format!("a backfill needs both --from and --to\n{USAGE}"))
+        }
+        window => Ok(window),
+    }
+}
+
+/// A job's window as a direct invoke gives it: both ends or neither, in
+/// order (the command line checks the same in [`window`]).
+fn payload_window(
+    from: Option<rollup::Time>,
+    to: Option<rollup::Time>,
+) -> anyhow::Result<Option<(chrono::NaiveDateTime, chrono::NaiveDateTime)>> {
+    match (from, to) {
+        (None, None) => Ok(None),
+        (Some(from), Some(to)) if from.0 < to.0 => Ok(Some((from.0, to.0))),
+        (Some(_), Some(_)) => anyhow::bail!("from must be before to"),
+        _ => anyhow::bail!("a backfill needs both from and to"),
+    }
+}
+
+/// The value after `flag`, parsed, if the flag is given.
+fn option<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match args.iter().position(|a| a == flag) {
+        None => Ok(None),
+        Some(at) => args
+            .get(at + 1)
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{flag}: {e}\n{USAGE}")),
+    }
+}
+
+/// Every word of a job's arguments is one of its flags or a flag's value.
+fn only_flags(args: &[String], flags: &[&str], switches: &[&str]) -> Result<(), String> {
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        if flags.contains(&word.as_str()) {
+            words.next();
+        } else if !switches.contains(&word.as_str()) {
+            return Err(format!("unknown option {word}\n{USAGE}"));
+        }
+    }
+    Ok(())
 }
 
 /// How much of the chain a verification walks.
@@ -193,6 +370,60 @@ impl Command {
                 pass: None,
             }),
             ["audit-maintain"] => Ok(Self::AuditMaintain),
+            ["prediction-accuracy", ..] => {
+                only_flags(&args, &["--from", "--to"], &[])?;
+                let (from, to) = window(&args)?;
+                Ok(Self::PredictionAccuracy { from, to })
+            }
+            ["rollup", ..] => {
+                only_flags(&args, &["--from", "--to", "--granularity"], &[])?;
+                let (from, to) = window(&args)?;
+                Ok(Self::Rollup {
+                    from,
+                    to,
+                    granularity: option(&args, "--granularity")?.unwrap_or_default(),
+                })
+            }
+            ["cohorts", ..] => {
+                only_flags(&args, &["--from", "--to"], &[])?;
+                let (from, to) = window(&args)?;
+                Ok(Self::Cohorts { from, to })
+            }
+            ["fares-sync", ..] => {
+                only_flags(&args, &["--from", "--to"], &[])?;
+                let (from, to) = window(&args)?;
+                Ok(Self::FaresSync { from, to })
+            }
+            ["import-fares", ..] => {
+                only_flags(&args, &["--file"], &[])?;
+                let file: Option<String> = option(&args, "--file")?;
+                let file = file.ok_or_else(|| format!("--file is required\n{USAGE}"))?;
+                Ok(Self::ImportFares {
+                    file: Some(file),
+                    csv: None,
+                })
+            }
+            ["train", ..] => {
+                only_flags(&args, &["--name"], &["--activate"])?;
+                Ok(Self::Train {
+                    name: option(&args, "--name")?.unwrap_or_else(default_model_name),
+                    activate: args.iter().any(|a| a == "--activate"),
+                })
+            }
+            ["sample-data", ..] => {
+                only_flags(
+                    &args,
+                    &["--weeks", "--seed", "--until", "--sessions", "--csv"],
+                    &[],
+                )?;
+                Ok(Self::SampleData {
+                    weeks: option(&args, "--weeks")?.unwrap_or_else(default_sample_weeks),
+                    seed: option(&args, "--seed")?.unwrap_or_else(default_sample_seed),
+                    until: option(&args, "--until")?,
+                    sessions: option(&args, "--sessions")?,
+                    csv: option(&args, "--csv")?,
+                })
+            }
             ["bootstrap-admin", rest @ ..] => {
                 let mut email = None;
                 let mut force = false;
@@ -243,6 +474,72 @@ pub async fn execute(
             Ok(serde_json::to_value(report)?)
         }
         Command::AuditMaintain => maintain(client).await,
+        Command::PredictionAccuracy { from, to } => {
+            let window = payload_window(*from, *to)?;
+            let report =
+                models::accuracy::run(client, window, platform::clock::now_millis()).await?;
+            Ok(serde_json::to_value(report)?)
+        }
+        Command::Rollup {
+            from,
+            to,
+            granularity,
+        } => {
+            let window = match payload_window(*from, *to)? {
+                Some((from, to)) => rollup::Window::Backfill { from, to },
+                None => rollup::Window::Scheduled,
+            };
+            rollup::run(client, window, *granularity, job_budget(channel)).await
+        }
+        Command::Cohorts { from, to } => {
+            let window = payload_window(*from, *to)?;
+            cohorts::run(client, window, job_budget(channel)).await
+        }
+        Command::FaresSync { from, to } => {
+            let window = match payload_window(*from, *to)? {
+                Some((from, to)) => models::fares::SyncWindow::Backfill { from, to },
+                None => models::fares::SyncWindow::Scheduled,
+            };
+            Ok(serde_json::to_value(
+                models::fares::sync(client, window).await?,
+            )?)
+        }
+        Command::ImportFares { file, csv } => {
+            let text = match (file, csv) {
+                (Some(path), None) => tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?,
+                (None, Some(text)) => text.clone(),
+                _ => anyhow::bail!("give the fares as a file (--file) or as csv text, one of them"),
+            };
+            match models::fares::import(client, &text).await? {
+                Ok(report) => Ok(serde_json::to_value(report)?),
+                Err(refused) => Err(refused.into()),
+            }
+        }
+        Command::Train { name, activate } => {
+            models::training::run(client, name, *activate, channel).await
+        }
+        Command::SampleData {
+            weeks,
+            seed,
+            until,
+            sessions,
+            csv,
+        } => {
+            let until = until.map_or_else(
+                || sample::this_hour_end(platform::clock::now_millis()),
+                |t| t.0,
+            );
+            let mut options = sample::Options::weeks(*seed, *weeks, until);
+            if let Some(sessions) = sessions {
+                options.sessions = *sessions;
+            }
+            match csv {
+                Some(dir) => sample::write_csv(&sample::generate(&options), dir.as_ref()),
+                None => sample::run(client, &options).await,
+            }
+        }
     }
 }
 
@@ -471,5 +768,208 @@ mod tests {
             })
         );
         assert!(Command::from_payload(json!({"command": "make-me-admin"})).is_err());
+    }
+
+    #[test]
+    fn a_rollup_backfill_window_is_read_from_the_command_line_as_rfc_3339_or_dates() {
+        let command = Command::from_args(args(&[
+            "rollup",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02T06:00:00Z",
+            "--granularity",
+            "hour",
+        ]))
+        .expect("valid");
+        let Command::Rollup {
+            from,
+            to,
+            granularity,
+        } = command
+        else {
+            panic!("{command:?}")
+        };
+        assert_eq!(from.expect("from").0.to_string(), "2026-11-01 00:00:00");
+        assert_eq!(to.expect("to").0.to_string(), "2026-11-02 06:00:00");
+        assert_eq!(granularity, rollup::Granularities::Hour);
+        assert_eq!(
+            Command::from_args(args(&["rollup"])),
+            Ok(Command::Rollup {
+                from: None,
+                to: None,
+                granularity: rollup::Granularities::Both
+            })
+        );
+    }
+
+    #[test]
+    fn a_job_window_needs_both_ends_in_order() {
+        assert!(Command::from_args(args(&["rollup", "--from", "2026-11-01"])).is_err());
+        assert!(
+            Command::from_args(args(&[
+                "cohorts",
+                "--from",
+                "2026-11-02",
+                "--to",
+                "2026-11-01"
+            ]))
+            .is_err()
+        );
+        assert!(Command::from_args(args(&["rollup", "--form", "2026-11-01"])).is_err());
+        assert!(Command::from_args(args(&["rollup", "--granularity", "week"])).is_err());
+    }
+
+    #[test]
+    fn job_payloads_name_the_command_and_its_window() {
+        assert_eq!(
+            Command::from_payload(json!({"command": "rollup"})),
+            Ok(Command::Rollup {
+                from: None,
+                to: None,
+                granularity: rollup::Granularities::Both
+            })
+        );
+        let Ok(Command::Cohorts { from, to }) = Command::from_payload(
+            json!({"command": "cohorts", "from": "2026-11-01", "to": "2026-11-08T00:00:00Z"}),
+        ) else {
+            panic!("cohorts payload")
+        };
+        assert_eq!(from.expect("from").0.to_string(), "2026-11-01 00:00:00");
+        assert!(to.is_some());
+        assert_eq!(
+            Command::from_payload(json!({"command": "sample-data"})),
+            Ok(Command::SampleData {
+                weeks: 4,
+                seed: 42,
+                until: None,
+                sessions: None,
+                csv: None
+            })
+        );
+        assert_eq!(
+            Command::from_args(args(&["sample-data", "--weeks", "2", "--seed", "7"])),
+            Ok(Command::SampleData {
+                weeks: 2,
+                seed: 7,
+                until: None,
+                sessions: None,
+                csv: None
+            })
+        );
+    }
+
+    #[test]
+    fn the_fare_jobs_are_read_from_the_command_line() {
+        assert_eq!(
+            Command::from_args(args(&["fares-sync"])),
+            Ok(Command::FaresSync {
+                from: None,
+                to: None
+            })
+        );
+        let Ok(Command::FaresSync { from, to }) = Command::from_args(args(&[
+            "fares-sync",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02T06:00:00Z",
+        ])) else {
+            panic!("a fares-sync backfill")
+        };
+        assert_eq!(from.expect("from").0.to_string(), "2026-11-01 00:00:00");
+        assert_eq!(to.expect("to").0.to_string(), "2026-11-02 06:00:00");
+        assert!(Command::from_args(args(&["fares-sync", "--to", "2026-11-01"])).is_err());
+        assert_eq!(
+            Command::from_args(args(&["import-fares", "--file", "fares.csv"])),
+            Ok(Command::ImportFares {
+                file: Some("fares.csv".into()),
+                csv: None
+            })
+        );
+        assert!(Command::from_args(args(&["import-fares"])).is_err());
+        assert_eq!(
+            Command::from_args(args(&["train"])),
+            Ok(Command::Train {
+                name: "price".into(),
+                activate: false
+            })
+        );
+        assert_eq!(
+            Command::from_args(args(&["train", "--activate", "--name", "price-b"])),
+            Ok(Command::Train {
+                name: "price-b".into(),
+                activate: true
+            })
+        );
+        assert!(Command::from_args(args(&["train", "--force"])).is_err());
+    }
+
+    #[test]
+    fn the_fare_jobs_are_read_from_direct_invoke_payloads() {
+        assert_eq!(
+            Command::from_payload(json!({"command": "train"})),
+            Ok(Command::Train {
+                name: "price".into(),
+                activate: false
+            })
+        );
+        assert_eq!(
+            Command::from_payload(json!({"command": "import-fares", "csv": "origin,destination"})),
+            Ok(Command::ImportFares {
+                file: None,
+                csv: Some("origin,destination".into())
+            })
+        );
+        assert!(matches!(
+            Command::from_payload(
+                json!({"command": "fares-sync", "from": "2026-11-01", "to": "2026-11-02"})
+            ),
+            Ok(Command::FaresSync {
+                from: Some(_),
+                to: Some(_)
+            })
+        ));
+    }
+
+    #[test]
+    fn prediction_accuracy_runs_scheduled_or_rescores_a_window() {
+        assert_eq!(
+            Command::from_args(args(&["prediction-accuracy"])),
+            Ok(Command::PredictionAccuracy {
+                from: None,
+                to: None
+            })
+        );
+        let Ok(Command::PredictionAccuracy { from, to }) = Command::from_args(args(&[
+            "prediction-accuracy",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-08T12:00:00Z",
+        ])) else {
+            panic!("a rescoring window")
+        };
+        assert_eq!(from.expect("from").0.to_string(), "2026-11-01 00:00:00");
+        assert_eq!(to.expect("to").0.to_string(), "2026-11-08 12:00:00");
+        assert!(
+            Command::from_args(args(&["prediction-accuracy", "--from", "2026-11-01"])).is_err()
+        );
+        assert!(
+            Command::from_args(args(&["prediction-accuracy", "--since", "2026-11-01"])).is_err()
+        );
+        assert_eq!(
+            Command::from_payload(json!({"command": "prediction-accuracy"})),
+            Ok(Command::PredictionAccuracy {
+                from: None,
+                to: None
+            })
+        );
+        let Ok(Command::PredictionAccuracy { from, .. }) = Command::from_payload(
+            json!({"command": "prediction-accuracy", "from": "2026-11-01", "to": "2026-11-02"}),
+        ) else {
+            panic!("a rescoring payload")
+        };
+        assert!(from.is_some());
     }
 }
