@@ -13,10 +13,12 @@ mod experiments;
 mod flags;
 mod hostile_input;
 mod lambda;
+mod models;
 mod permissions;
 mod restarts;
 mod rollups;
 mod sessions;
+mod training;
 mod triage;
 mod users;
 
