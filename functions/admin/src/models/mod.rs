@@ -6,6 +6,7 @@
 //!   (`import-fares`);
 //! - [`training`]: the `train` job.
 
+pub mod accuracy;
 pub mod fares;
 pub mod registry;
 pub mod training;

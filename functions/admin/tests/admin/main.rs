@@ -1,6 +1,7 @@
 //! The admin function against real PostgreSQL, through its production
 //! router.
 
+mod accuracy;
 mod analytics_funnel;
 mod analytics_overview;
 mod analytics_retention;
