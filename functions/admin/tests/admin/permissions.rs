@@ -89,6 +89,21 @@ const EMAIL_EDITORS: &[&str] = &["super_admin", "admin", "admin-audit_logs"];
 /// Search suggestions are new: super_admin's until granted.
 const SUGGESTION_READERS: &[&str] = &["super_admin", "user+*:read"];
 
+/// Analytics: the app's defaults give admins read and export, moderators
+/// read.
+const ANALYTICS_READERS: &[&str] = &[
+    "super_admin",
+    "admin",
+    "moderator",
+    "moderator+errors:manage",
+    "admin-audit_logs",
+    "user+*:read",
+];
+const ANALYTICS_EXPORTERS: &[&str] = &["super_admin", "admin", "admin-audit_logs"];
+
+/// The model registry is new: super_admin's until granted.
+const MODEL_READERS: &[&str] = &["super_admin", "user+*:read"];
+
 /// Error triage is new: super_admin's until granted.
 const ERROR_READERS: &[&str] = &["super_admin", "moderator+errors:manage", "user+*:read"];
 
@@ -446,6 +461,76 @@ fn routes() -> Vec<Route> {
             allowed: &["super_admin"],
             success: StatusCode::NO_CONTENT,
         },
+        Route {
+            method: "GET",
+            path: "/api/admin/analytics/overview",
+            permission: "analytics:read",
+            allowed: ANALYTICS_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/analytics/funnel",
+            permission: "analytics:read",
+            allowed: ANALYTICS_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/analytics/retention",
+            permission: "analytics:read",
+            allowed: ANALYTICS_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/analytics/vitals",
+            permission: "analytics:read",
+            allowed: ANALYTICS_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/analytics/errors/top",
+            permission: "analytics:read",
+            allowed: ANALYTICS_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/analytics/export/{report}",
+            permission: "analytics:export",
+            allowed: ANALYTICS_EXPORTERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/models",
+            permission: "models:read",
+            allowed: MODEL_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/models/{name}",
+            permission: "models:read",
+            allowed: MODEL_READERS,
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "POST",
+            path: "/api/admin/models/{name}/versions/{version}/activate",
+            permission: "models:update",
+            allowed: &["super_admin"],
+            success: StatusCode::OK,
+        },
+        Route {
+            method: "POST",
+            path: "/api/admin/models/{name}/rollback",
+            permission: "models:update",
+            allowed: &["super_admin"],
+            success: StatusCode::OK,
+        },
     ]
 }
 
@@ -572,8 +657,51 @@ async fn request_for(app: &TestApp, route: &Route, n: usize) -> (String, Option<
             let body = (route.method == "PATCH").then(|| json!({"popularity": 5}));
             (format!("/api/admin/search-suggestions/{target}"), body)
         }
+        ("GET", "/api/admin/analytics/export/{report}") => (
+            "/api/admin/analytics/export/overview?from=2026-11-01&to=2026-11-08&granularity=day"
+                .to_owned(),
+            None,
+        ),
+        ("GET", path) if path.starts_with("/api/admin/analytics/") => {
+            (format!("{path}?from=2026-11-01&to=2026-11-08"), None)
+        }
+        (_, path) if path.starts_with("/api/admin/models") => {
+            let versions = price_model_versions(app).await;
+            let uri = path
+                .replace("{name}", "price")
+                .replace("{version}", &versions[0]);
+            (uri, None)
+        }
         (_, path) => (path.to_owned(), None),
     }
+}
+
+/// The versions of the `price` model, oldest first: two trained on
+/// synthetic fares the first time a registry route is asked for, the
+/// newest active, so an activation and a rollback each have a target.
+async fn price_model_versions(app: &TestApp) -> Vec<String> {
+    let versions = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+        rows.iter().map(|row| row.get(0)).collect()
+    };
+    let query = r#"SELECT "version" FROM "bundle"."model_versions" WHERE "name" = 'price' ORDER BY "trainedAt", "version""#;
+    let existing = versions(app.client.query(query, &[]).await.expect("versions"));
+    if existing.len() >= 2 {
+        return existing;
+    }
+    crate::training::synthetic_fares(app, 7, 1_500).await;
+    let mut client = app.function.state.access.pool.get().await.expect("client");
+    for _ in 0..2 {
+        let outcome = admin::models::training::run(
+            &mut client,
+            "price",
+            true,
+            admin::bootstrap::Channel::Cli,
+        )
+        .await
+        .expect("train");
+        assert_eq!(outcome["activated"], true, "{outcome}");
+    }
+    versions(app.client.query(query, &[]).await.expect("versions"))
 }
 
 /// A distinct IATA-shaped code for the `n`th request.
