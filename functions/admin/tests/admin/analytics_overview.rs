@@ -62,24 +62,22 @@ async fn seed_days(app: &TestApp) {
         snapshot(app, "sessions", "day", day, sessions, json!({})).await;
         snapshot(app, "conversion_rate", "day", day, rate, json!({})).await;
     }
-    snapshot(
-        app,
-        "vitals.LCP.p75",
-        "day",
-        "2026-11-03",
-        1000.0,
-        json!({"samples": 1}),
-    )
-    .await;
-    snapshot(
-        app,
-        "vitals.LCP.p75",
-        "day",
-        "2026-11-04",
-        2000.0,
-        json!({"samples": 3}),
-    )
-    .await;
+    for (day, p75) in [
+        ("2026-11-01", 1000.0),
+        ("2026-11-02", 4000.0),
+        ("2026-11-03", 1500.0),
+        ("2026-11-04", 2000.0),
+    ] {
+        snapshot(
+            app,
+            "vitals.LCP.p75",
+            "day",
+            day,
+            p75,
+            json!({"samples": 1}),
+        )
+        .await;
+    }
     // Rows the day view must not read: an hour, and a day after the range.
     snapshot(
         app,
@@ -136,8 +134,12 @@ async fn the_overview_reads_day_snapshots_with_the_previous_period() {
     assert_eq!(rate["total"], json!(0.125));
     assert_eq!(rate["previous"]["total"], json!(0.25));
     assert_eq!(rate["changePercent"], json!(-50.0));
-    // (1000 * 1 + 2000 * 3) / 4.
-    assert_eq!(series(&answer, "vitals.LCP.p75")["total"], json!(1750.0));
+    // Weighted by page views: 11-04 has none, so weighs nothing; before,
+    // (1000 * 10 + 4000 * 20) / 30.
+    let lcp = series(&answer, "vitals.LCP.p75");
+    assert_eq!(lcp["total"], json!(1500.0));
+    assert_eq!(lcp["previous"]["total"], json!(3000.0));
+    assert_eq!(lcp["headline"], "pageViewWeightedP75");
     // No rows at all: null totals and points, no change.
     let bookings = series(&answer, "bookings");
     assert_eq!(bookings["points"], json!([null, null]));
