@@ -44,6 +44,14 @@ pub struct TrainOptions {
     pub min_rows: usize,
     /// Fewer routes than this: no model.
     pub min_routes: usize,
+    /// A route with fewer training fares than this is left out: its level
+    /// would rest on noise.
+    pub min_route_rows: usize,
+    /// At most this many routes (those with the most training fares): the
+    /// normal equations are dense, one column per route, so their memory
+    /// grows with the square of the routes and the solve with the cube, and
+    /// fares come from visitors' browsers, who can name any pair of codes.
+    pub max_routes: usize,
     /// See [`Model::wait_threshold`].
     pub wait_threshold: f64,
     /// See [`Model::confidence_rows`].
@@ -57,6 +65,8 @@ impl Default for TrainOptions {
             ridge_lambda: 1.0,
             min_rows: 200,
             min_routes: 2,
+            min_route_rows: 5,
+            max_routes: 1_000,
             wait_threshold: 0.05,
             confidence_rows: 30.0,
         }
@@ -100,7 +110,8 @@ pub struct TrainingSummary {
     #[serde(serialize_with = "utc")]
     pub holdout_from: NaiveDateTime,
     /// Fares left out: no positive price, departing before being observed,
-    /// returning before departing, or not in their route's main currency.
+    /// returning before departing, not in their route's main currency, or of
+    /// a route with too few fares (or beyond the most routes fitted).
     pub dropped_rows: usize,
 }
 
@@ -277,6 +288,39 @@ pub fn train(fares: &[Fare], options: &TrainOptions) -> Result<Trained, TrainErr
             .is_some_and(|c| *c == fare.currency)
     };
     let training: Vec<&Fare> = training.iter().copied().filter(in_main_currency).collect();
+
+    // The routes fitted: enough fares each, the best supported first.
+    let mut route_sizes: HashMap<String, usize> = HashMap::new();
+    for fare in &training {
+        *route_sizes
+            .entry(Model::route_key(&fare.origin, &fare.destination))
+            .or_default() += 1;
+    }
+    let mut supported: Vec<(String, usize)> = route_sizes
+        .into_iter()
+        .filter(|&(_, rows)| rows >= options.min_route_rows)
+        .collect();
+    supported.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    supported.truncate(options.max_routes);
+    let route_currency: BTreeMap<String, String> = supported
+        .into_iter()
+        .filter_map(|(route, _)| {
+            let currency = route_currency.get(&route)?.clone();
+            Some((route, currency))
+        })
+        .collect();
+    if route_currency.len() < options.min_routes.max(1) {
+        return Err(TrainError::TooFewRoutes {
+            routes: route_currency.len(),
+            min: options.min_routes.max(1),
+        });
+    }
+    let training: Vec<&Fare> = training
+        .into_iter()
+        .filter(|fare| {
+            route_currency.contains_key(&Model::route_key(&fare.origin, &fare.destination))
+        })
+        .collect();
     dropped_rows += valid.len() - holdout_len - training.len();
 
     let layout = Layout::new(route_currency.keys().cloned().collect());

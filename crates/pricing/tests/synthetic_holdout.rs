@@ -121,3 +121,60 @@ fn too_few_fares_or_routes_train_nothing() {
         Err(TrainError::TooFewRoutes { routes: 1, min: 2 })
     );
 }
+
+/// `count` one-fare routes of made-up codes, as a visitor's script could
+/// send them as fare events.
+fn junk_routes(count: usize) -> Vec<pricing::Fare> {
+    let template = synthetic::fares(10, &synthetic::Options::default())
+        .into_iter()
+        .next()
+        .expect("a fare");
+    (0..count)
+        .map(|i| {
+            let letter = |n: usize| char::from(b'A' + u8::try_from(n % 26).expect("letter"));
+            pricing::Fare {
+                origin: format!("Q{}{}", letter(i / 26), letter(i)),
+                destination: "ZZZ".into(),
+                ..template.clone()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn routes_with_too_few_fares_are_not_fitted() {
+    let mut fares = synthetic::fares(10, &synthetic::Options::default());
+    fares.extend(junk_routes(300));
+    let result = train(&fares, &TrainOptions::default()).expect("trained");
+    assert_eq!(result.model.routes.len(), synthetic::ROUTES.len());
+    assert!(!result.model.knows_route("QAA", "ZZZ"));
+    assert!(result.summary.dropped_rows >= 240, "{:?}", result.summary);
+}
+
+#[test]
+fn at_most_max_routes_are_fitted_the_best_supported_first() {
+    let fares = synthetic::fares(11, &synthetic::Options::default());
+    let options = TrainOptions {
+        max_routes: 3,
+        ..TrainOptions::default()
+    };
+    let result = train(&fares, &options).expect("trained");
+    assert_eq!(result.model.routes.len(), 3);
+    let fewest_kept = result
+        .model
+        .routes
+        .values()
+        .map(|r| r.rows)
+        .min()
+        .expect("routes");
+    let full = train(&fares, &TrainOptions::default()).expect("trained");
+    let left_out = full
+        .model
+        .routes
+        .iter()
+        .filter(|(key, _)| !result.model.routes.contains_key(*key))
+        .map(|(_, r)| r.rows)
+        .max()
+        .expect("routes left out");
+    assert!(fewest_kept >= left_out, "{fewest_kept} < {left_out}");
+}
