@@ -44,6 +44,13 @@
 //! until it is settled, which is the price of settling it right. One run at
 //! a time (an advisory lock); a run is one transaction, so repeating it, or
 //! running it after a failure, changes nothing that was settled.
+//!
+//! A run is bounded (the jobs function has 300 s): it reads only the
+//! predictions it can settle now, oldest first, at most
+//! [`MAX_SETTLED_PER_RUN`] of them (`more` in its report says it stopped
+//! there; the next run goes on). Those that must wait for fares or their
+//! departure are passed over in the query, not read, so however many are
+//! waiting, each run settles what can be settled.
 
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use serde::Serialize;
@@ -55,6 +62,9 @@ pub const MODEL_NAME: &str = "price";
 /// How long after a prediction the fare that realises its price may be
 /// observed.
 pub const PRICE_WINDOW: TimeDelta = TimeDelta::days(7);
+
+/// Predictions settled at most by one run.
+pub const MAX_SETTLED_PER_RUN: i64 = 20_000;
 
 /// Outcomes inserted per statement.
 const OUTCOMES_PER_INSERT: usize = 2_000;
@@ -162,8 +172,10 @@ impl Candidate {
 }
 
 /// Predictions of the `price` model's versions, not settled, created in
-/// [$1, $2), expired by $3; with the first fare of their price window and
-/// the lowest fare after them. The fares by the index on (origin,
+/// [$1, $2), expired by $3, that can be settled at $3 (the condition of
+/// [`Candidate::settle`], so that those that cannot are not read), the
+/// oldest $6; with the first fare of their price window and the lowest fare
+/// after them. The fares by the index on (origin,
 /// destination, departDate, observedAt); the predictions by the one on
 /// "createdAt". "departDate" is text in the contract: only predictions
 /// serving wrote (the version check) are read, whose dates are YYYY-MM-DD.
@@ -196,7 +208,12 @@ WHERE p."createdAt" >= $1 AND p."createdAt" < $2 AND p."expiresAt" <= $3
   AND EXISTS (SELECT 1 FROM "bundle"."model_versions" v
               WHERE v."name" = $5 AND v."version" = p."modelVersion")
   AND NOT EXISTS (SELECT 1 FROM "bundle"."prediction_outcomes" o WHERE o."predictionId" = p."id")
-ORDER BY p."createdAt", p."id""#;
+  AND (p."departDate"::date + 1 <= $3
+       OR (first_fare."price" IS NOT NULL
+           AND (p."recommendation" IS DISTINCT FROM 'wait'
+                OR later."lowest" < coalesce((p."features"->>'currentPrice')::float8, p."predictedPrice"))))
+ORDER BY p."createdAt", p."id"
+LIMIT $6"#;
 
 const INSERT_OUTCOMES: &str = r#"
 INSERT INTO "bundle"."prediction_outcomes" ("predictionId", "modelVersion", "predictedAt", "status",
@@ -261,12 +278,12 @@ pub struct Report {
     pub to: NaiveDateTime,
     /// Outcomes of a rescoring window deleted first.
     pub rescored: u64,
-    /// Expired predictions examined.
+    /// Expired predictions read: those that could be settled.
     pub examined: usize,
     pub scored: usize,
     pub unmatched: usize,
-    /// Examined but not settled yet (waiting for fares or the departure).
-    pub unsettled: usize,
+    /// The run stopped at its limit: more predictions can be settled now.
+    pub more: bool,
     /// Where the next scheduled run starts (none before the first).
     pub settled_before: Option<NaiveDateTime>,
     /// `realised` of each version whose outcomes changed.
@@ -279,6 +296,16 @@ pub async fn run(
     client: &mut deadpool_postgres::Client,
     window: Option<(NaiveDateTime, NaiveDateTime)>,
     now: NaiveDateTime,
+) -> anyhow::Result<Report> {
+    run_settling_at_most(client, window, now, MAX_SETTLED_PER_RUN).await
+}
+
+/// [`run`], settling at most `limit` predictions.
+pub async fn run_settling_at_most(
+    client: &mut deadpool_postgres::Client,
+    window: Option<(NaiveDateTime, NaiveDateTime)>,
+    now: NaiveDateTime,
+    limit: i64,
 ) -> anyhow::Result<Report> {
     use anyhow::Context as _;
     let tx = client
@@ -321,7 +348,14 @@ pub async fn run(
     let candidates: Vec<Candidate> = tx
         .query(
             CANDIDATES,
-            &[&lower, &to, &now, &window_seconds, &MODEL_NAME],
+            &[
+                &lower,
+                &to,
+                &now,
+                &window_seconds,
+                &MODEL_NAME,
+                &limit.max(1),
+            ],
         )
         .await
         .context("reading the expired predictions")?
@@ -343,6 +377,14 @@ pub async fn run(
         })
         .collect();
     let outcomes: Vec<Outcome> = candidates.iter().filter_map(|c| c.settle(now)).collect();
+    if outcomes.len() < candidates.len() {
+        // CANDIDATES and `settle` disagree: these would be read again by every run.
+        tracing::warn!(
+            read = candidates.len(),
+            settled = outcomes.len(),
+            "predictions read as settleable were not settled"
+        );
+    }
     for chunk in outcomes.chunks(OUTCOMES_PER_INSERT) {
         tx.execute(INSERT_OUTCOMES, &[&serde_json::to_value(chunk)?])
             .await
@@ -420,7 +462,7 @@ pub async fn run(
         examined: candidates.len(),
         scored,
         unmatched: outcomes.len() - scored,
-        unsettled: candidates.len() - outcomes.len(),
+        more: i64::try_from(candidates.len()).unwrap_or(i64::MAX) >= limit.max(1),
         settled_before,
         versions,
     })

@@ -276,9 +276,9 @@ async fn expired_predictions_are_settled_against_the_fares_seen_after_them() {
             report.examined,
             report.scored,
             report.unmatched,
-            report.unsettled
+            report.more
         ),
-        (7, 4, 2, 1),
+        (6, 4, 2, false),
         "{report:?}"
     );
     let p1 = app.outcome("p1").await.expect("p1 settled");
@@ -350,7 +350,7 @@ async fn running_again_changes_nothing() {
 
     let again = app.run_accuracy(None, "2026-03-10 00:00").await;
 
-    assert_eq!((again.examined, again.scored, again.unmatched), (1, 0, 0));
+    assert_eq!((again.examined, again.scored, again.unmatched), (0, 0, 0));
     let after = app.realised(r#""bundle"."model_versions""#, "v1").await;
     assert_eq!(after, before);
     assert_eq!(
@@ -432,6 +432,67 @@ async fn the_scheduled_command_runs_the_job() {
 
     // Now is long after every departure: all but the old heuristic's are settled.
     assert_eq!(outcome["examined"], 8, "{outcome}");
-    assert_eq!(outcome["unsettled"], 0);
+    assert_eq!(outcome["more"], false);
     assert_eq!(outcome["versions"]["v1"]["waitJudged"], 2);
+}
+
+#[tokio::test]
+async fn predictions_that_cannot_be_settled_yet_do_not_use_up_a_run() {
+    let app = seeded().await;
+    // Older than every other: a wait for a departure months off, no fare yet.
+    app.asked(Asked {
+        id: "p0",
+        created: "2026-02-20 10:00",
+        depart: "2026-06-01",
+        predicted: 300.0,
+        range: (250.0, 350.0),
+        recommendation: "wait",
+        ..ASKED
+    })
+    .await;
+    let mut client = app.function.state.access.pool.get().await.expect("client");
+
+    let report = accuracy::run_settling_at_most(&mut client, None, at("2026-03-10 00:00"), 1)
+        .await
+        .expect("the accuracy run");
+
+    assert_eq!((report.examined, report.scored + report.unmatched), (1, 1));
+    assert!(report.more);
+    assert!(app.outcome("p0").await.is_none());
+    assert_eq!(report.settled_before, Some(at("2026-02-20 10:00")));
+}
+
+#[tokio::test]
+async fn a_run_stops_at_its_limit_and_the_next_runs_go_on_to_the_same_outcomes() {
+    let app = seeded().await;
+    let mut client = app.function.state.access.pool.get().await.expect("client");
+    let mut runs = Vec::new();
+    loop {
+        let report = accuracy::run_settling_at_most(&mut client, None, at("2026-03-10 00:00"), 2)
+            .await
+            .expect("the accuracy run");
+        assert!(report.examined <= 2, "{report:?}");
+        let more = report.more;
+        runs.push(report);
+        if !more || runs.len() > 10 {
+            break;
+        }
+    }
+
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "bundle"."prediction_outcomes""#)
+            .await,
+        6
+    );
+    let realised = &app.realised(r#""bundle"."model_versions""#, "v1").await["realised"];
+    assert_eq!(
+        (realised["scored"].clone(), realised["unmatched"].clone()),
+        (json!(3), json!(2))
+    );
+    assert!(
+        close(&realised["mape"], (0.2 + 20.0 / 280.0 + 0.04) / 3.0),
+        "{realised}"
+    );
+    assert_eq!(runs[3].settled_before, Some(at("2026-03-05 10:00")));
 }
