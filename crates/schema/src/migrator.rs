@@ -536,6 +536,15 @@ impl Migrator {
         )
         .await
         .doing("dropping the prediction outcomes")?;
+        // The analytics jobs' watermarks and error tallies count events and
+        // name error groups, just dropped; kept, they would skip the rows of
+        // a new contract.
+        tx.batch_execute(
+            r#"DROP TABLE IF EXISTS "bundle"."rollup_watermark", "bundle"."cohort_watermark",
+                   "bundle"."error_tallies", "bundle"."error_hours""#,
+        )
+        .await
+        .doing("dropping the analytics rollups' bookkeeping")?;
         let later: Vec<String> = self
             .migrations
             .iter()

@@ -40,7 +40,8 @@ pub const USAGE: &str = "usage:
                                                     or the window given (a backfill)
   admin cohorts [--from <time> --to <time>]         update user_cohorts for the users active since
                                                     the last run, or in the window given
-  admin sample-data [--weeks N] [--seed S] [--until <time>] [--sessions N] [--csv <dir>]
+  admin sample-data [--weeks N] [--seed S] [--since <time>] [--until <time>] [--sessions N]
+                    [--csv <dir>]
                                                     load a realistic sample (events, fares, vitals,
                                                     errors, funnel steps), then roll it up; with
                                                     --csv, write it as CSV files instead
@@ -131,7 +132,10 @@ pub enum Command {
         /// The sample's end; the end of the current hour when absent.
         #[serde(default)]
         until: Option<rollup::Time>,
-        /// Sessions in all (about ten events each); 1,100 a day when absent.
+        /// The sample's start, instead of `weeks` before its end.
+        #[serde(default)]
+        since: Option<rollup::Time>,
+        /// Sessions in all (3.7 events each on average); 1,100 a day when absent.
         #[serde(default)]
         sessions: Option<usize>,
         /// Write CSV files into this directory instead of the database.
@@ -413,13 +417,21 @@ impl Command {
             ["sample-data", ..] => {
                 only_flags(
                     &args,
-                    &["--weeks", "--seed", "--until", "--sessions", "--csv"],
+                    &[
+                        "--weeks",
+                        "--seed",
+                        "--since",
+                        "--until",
+                        "--sessions",
+                        "--csv",
+                    ],
                     &[],
                 )?;
                 Ok(Self::SampleData {
                     weeks: option(&args, "--weeks")?.unwrap_or_else(default_sample_weeks),
                     seed: option(&args, "--seed")?.unwrap_or_else(default_sample_seed),
                     until: option(&args, "--until")?,
+                    since: option(&args, "--since")?,
                     sessions: option(&args, "--sessions")?,
                     csv: option(&args, "--csv")?,
                 })
@@ -524,6 +536,7 @@ pub async fn execute(
             weeks,
             seed,
             until,
+            since,
             sessions,
             csv,
         } => {
@@ -532,6 +545,10 @@ pub async fn execute(
                 |t| t.0,
             );
             let mut options = sample::Options::weeks(*seed, *weeks, until);
+            if let Some(since) = since {
+                anyhow::ensure!(since.0 < until, "since must be before until");
+                options.from = since.0;
+            }
             if let Some(sessions) = sessions {
                 options.sessions = *sessions;
             }
@@ -843,6 +860,7 @@ mod tests {
                 weeks: 4,
                 seed: 42,
                 until: None,
+                since: None,
                 sessions: None,
                 csv: None
             })
@@ -853,6 +871,7 @@ mod tests {
                 weeks: 2,
                 seed: 7,
                 until: None,
+                since: None,
                 sessions: None,
                 csv: None
             })

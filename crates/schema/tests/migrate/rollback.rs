@@ -10,6 +10,7 @@ const SENTRY_EVENTS_MIGRATION: &str = "20261130180000_sentry_events";
 const EXPERIMENT_CONVERSIONS_MIGRATION: &str = "20261130200000_experiment_conversions";
 const SEARCH_POPULARITY_MIGRATION: &str = "20261201100000_search_popularity";
 const DESTINATION_SEARCHES_MIGRATION: &str = "20261201110000_destination_searches";
+const ANALYTICS_ROLLUPS_MIGRATION: &str = "20261201120000_analytics_rollups";
 const PRICE_MODELS_MIGRATION: &str = "20261201130000_price_models";
 const PREDICTION_OUTCOMES_MIGRATION: &str = "20261201140000_prediction_outcomes";
 const AUDIT_TRAIL_MIGRATION: &str = "20251125090000_audit_trail_tamper_evidence";
@@ -45,6 +46,7 @@ async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
             EXPERIMENT_CONVERSIONS_MIGRATION,
             SEARCH_POPULARITY_MIGRATION,
             DESTINATION_SEARCHES_MIGRATION,
+            ANALYTICS_ROLLUPS_MIGRATION,
             PRICE_MODELS_MIGRATION,
             PREDICTION_OUTCOMES_MIGRATION
         ]
@@ -80,6 +82,7 @@ async fn up_after_down_restores_the_contract() {
             EXPERIMENT_CONVERSIONS_MIGRATION,
             SEARCH_POPULARITY_MIGRATION,
             DESTINATION_SEARCHES_MIGRATION,
+            ANALYTICS_ROLLUPS_MIGRATION,
             PRICE_MODELS_MIGRATION,
             PREDICTION_OUTCOMES_MIGRATION
         ]

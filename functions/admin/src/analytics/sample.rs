@@ -35,12 +35,12 @@ pub struct Options {
     /// Sessions start in `[from, to)`.
     pub from: NaiveDateTime,
     pub to: NaiveDateTime,
-    /// How many sessions (about ten events each on average).
+    /// How many sessions (3.7 events each on average).
     pub sessions: usize,
 }
 
 impl Options {
-    /// `weeks` weeks up to `to`, with 1,100 sessions a day (about 10,000
+    /// `weeks` weeks up to `to`, with 1,100 sessions a day (about 4,000
     /// events a day).
     pub fn weeks(seed: u64, weeks: u32, to: NaiveDateTime) -> Self {
         let days = weeks.max(1) * 7;
@@ -280,7 +280,7 @@ pub fn generate(options: &Options) -> Sample {
     let span = (options.to - options.from).num_milliseconds().max(1);
     // Sessions last up to 20 minutes, less in a short window (the
     // benchmark's hour).
-    let session_span = (span / 4).min(20 * 60 * 1000).max(1);
+    let session_span = (span / 4).clamp(1, 20 * 60 * 1000);
     let starts_span = (span - session_span).max(1);
     // Returning users: about one signed-in session in three is a new user.
     let users = (options.sessions / 8).max(1);
@@ -302,6 +302,12 @@ pub fn generate(options: &Options) -> Sample {
         // Early users come back more: a skewed pick of the pool.
         let user = signed_in.then(|| {
             let share: f64 = rng.random();
+            // Within 0..users: share is below 1.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
             let n = (share.powf(1.7) * users as f64) as usize;
             format!("sample-user-{seed}-{n:06}")
         });
@@ -379,7 +385,10 @@ pub fn generate(options: &Options) -> Sample {
         let &(origin, destination, _) =
             &pricing::synthetic::ROUTES[rng.random_range(0..pricing::synthetic::ROUTES.len())];
         let ahead: f64 = rng.random();
-        let depart = at.date() + Duration::days((ahead.powf(1.6) * 300.0) as i64);
+        // Within 0..300 days.
+        #[allow(clippy::cast_possible_truncation)]
+        let days_ahead = (ahead.powf(1.6) * 300.0) as i64;
+        let depart = at.date() + Duration::days(days_ahead);
         let back =
             (!percent(&mut rng, 35)).then(|| depart + Duration::days(rng.random_range(1..=21)));
         let trip = json!({
