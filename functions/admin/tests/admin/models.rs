@@ -311,3 +311,54 @@ async fn an_admin_without_the_models_permission_cannot_activate() {
     .await;
     assert_eq!(serving(&app).await, versions[1]);
 }
+
+#[tokio::test]
+async fn a_name_or_version_with_a_nul_byte_or_of_any_length_is_a_4xx_naming_it() {
+    let app = spawn_app().await;
+    let root = app.admin("root", "super_admin", None).await;
+    versions(&app, 1).await;
+    let long = "p".repeat(2_000);
+    let cases = [
+        // NUL bytes are refused for the whole path, before any handler.
+        (
+            "GET",
+            "/api/admin/models/pr%00ice".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "path",
+        ),
+        (
+            "POST",
+            activate_uri("v%001"),
+            StatusCode::BAD_REQUEST,
+            "path",
+        ),
+        (
+            "GET",
+            format!("/api/admin/models/{long}"),
+            StatusCode::NOT_FOUND,
+            "name",
+        ),
+        (
+            "POST",
+            format!("/api/admin/models/{long}/rollback"),
+            StatusCode::NOT_FOUND,
+            "name",
+        ),
+        (
+            "POST",
+            activate_uri(&long),
+            StatusCode::NOT_FOUND,
+            "version",
+        ),
+        (
+            "POST",
+            activate_uri("%C5%81"),
+            StatusCode::NOT_FOUND,
+            "version",
+        ),
+    ];
+    for (method, uri, status, field) in cases {
+        let answer = app.expect(method, &uri, Some(&root), None, status).await;
+        assert_eq!(answer["error"]["field"], field, "{uri}: {answer}");
+    }
+}

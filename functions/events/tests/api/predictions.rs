@@ -483,3 +483,42 @@ async fn a_commit_refusing_the_prediction_as_data_is_a_4xx() {
     assert_eq!(answer["error"]["code"], "constraint_violation");
     assert_eq!(app.count("price_predictions").await, 0);
 }
+
+#[tokio::test]
+async fn hostile_questions_are_400s_naming_the_field_never_500s() {
+    let app = app_with_model(&[]).await;
+    let cases = [
+        ("origin", json!("L\u{0}R")),
+        ("origin", json!("ŁHR")),
+        ("origin", json!("LHR\u{0}")),
+        ("destination", json!(["JFK"])),
+        ("departDate", json!("+10000-01-01")),
+        ("departDate", json!("2026-02-30")),
+        ("departDate", json!("2026-12-01\u{0}")),
+        ("departDate", json!(20_261_201)),
+        ("returnDate", json!({"date": "2027-01-01"})),
+        ("returnDate", json!("9999-12-31")),
+        ("currentPrice", json!("NaN")),
+        ("currentPrice", json!(1e308)),
+        ("currentPrice", json!(u64::MAX)),
+        ("currentPrice", json!(0.001)),
+    ];
+    for (field, value) in cases {
+        let mut body = question(None);
+        body[field] = value;
+
+        let answer = ask(&app, &body, StatusCode::BAD_REQUEST).await;
+
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+    }
+    for raw in ["", "null", "{", r#"{"currentPrice": 1e400}"#, "[]", "\u{0}"] {
+        app.post(
+            ROUTE,
+            &[("content-type", "application/json"), ("user-agent", CHROME)],
+            raw.to_owned(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    assert_eq!(app.count("price_predictions").await, 0);
+}
