@@ -112,7 +112,9 @@ const RECOMPUTE: &str = concat!(
 const COHORTS_LOCK: i64 = 0x636f_686f_7274; // "cohort"
 
 /// Runs the job over the events since the watermark, or, with a window,
-/// over `[from, to)`; `budget`: how long it starts new slices for.
+/// over `[from, to)`; `budget`: how long it starts new slices for. Its
+/// summary's `usersRecomputed` counts a user once per slice they were
+/// active in.
 pub async fn run(
     client: &mut deadpool_postgres::Client,
     window: Option<(NaiveDateTime, NaiveDateTime)>,
@@ -175,7 +177,7 @@ pub async fn run(
         "to": to.and_utc().to_rfc3339(),
         "readUntil": read_until.and_utc().to_rfc3339(),
         "complete": read_until >= to,
-        "activeUsers": users,
+        "usersRecomputed": users,
         "rowsWritten": changed,
         "backfill": window.is_some(),
         "seconds": started.elapsed().as_secs_f64(),

@@ -236,7 +236,7 @@ async fn an_incremental_run_recomputes_only_the_users_active_since_the_last() {
     )
     .await;
     let first = scheduled(&app).await;
-    assert_eq!(first["activeUsers"], json!(2));
+    assert_eq!(first["usersRecomputed"], json!(2));
     assert_eq!(cohort(&app, "returning").await["day1"], json!(false));
     let idle_before: NaiveDateTime = app
         .client
@@ -258,7 +258,7 @@ async fn an_incremental_run_recomputes_only_the_users_active_since_the_last() {
     )
     .await;
     let second = scheduled(&app).await;
-    assert_eq!(second["activeUsers"], json!(1));
+    assert_eq!(second["usersRecomputed"], json!(1));
     let returning = cohort(&app, "returning").await;
     assert_eq!(
         (

@@ -721,3 +721,87 @@ async fn a_backfill_rolls_up_its_window_and_leaves_the_watermark_alone() {
         .and_then(|row| row.get(0));
     assert_eq!(rolled, None);
 }
+
+async fn invoke(app: &TestApp, payload: Value) -> Value {
+    use admin::{bootstrap::Channel, commands};
+    let command = commands::Command::from_payload(payload).expect("a command");
+    let mut client = app.function.state.access.pool.get().await.expect("client");
+    commands::execute(&mut client, &command, Channel::Lambda)
+        .await
+        .expect("command")
+}
+
+#[tokio::test]
+async fn the_sample_loads_once_and_its_rollups_agree_with_its_raw_events() {
+    let app = spawn_app().await;
+    let payload = json!({"command": "sample-data", "weeks": 1, "seed": 3, "until": "2026-11-21", "sessions": 600});
+    let loaded = invoke(&app, payload.clone()).await;
+    assert_eq!(loaded["loaded"], json!(true));
+    let events = app
+        .count(r#"SELECT count(*) FROM "analytics_events""#)
+        .await;
+    assert_eq!(json!(events), loaded["events"]);
+    // Every page view of the week is in exactly one hour and one day.
+    let page_views = app
+        .count(r#"SELECT count(*) FROM "analytics_events" WHERE "eventType" = 'page_view'"#)
+        .await;
+    for granularity in ["hour", "day"] {
+        let rolled: f64 = app
+            .client
+            .query_one(
+                r#"SELECT sum("value") FROM "metric_snapshots" WHERE "metricName" = 'page_views' AND "granularity" = $1"#,
+                &[&granularity],
+            )
+            .await
+            .expect("sum")
+            .get(0);
+        #[allow(clippy::cast_precision_loss)]
+        let expected = page_views as f64;
+        assert_eq!(rolled, expected, "{granularity}");
+    }
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "user_cohorts""#).await,
+        app.count(r#"SELECT count(DISTINCT "userId") FROM "analytics_events""#)
+            .await
+    );
+    // Fares as the price model reads them.
+    let fares = app
+        .count(
+            r#"SELECT count(*) FROM "analytics_events" WHERE "eventType" = 'results_view'
+               AND jsonb_typeof("eventData"->'price') = 'number' AND "eventData" ? 'origin'
+               AND "eventData" ? 'destination' AND "eventData" ? 'departDate' AND "eventData"->>'currency' = 'EUR'"#,
+        )
+        .await;
+    assert!(fares > 0);
+    assert_eq!(
+        fares,
+        app.count(r#"SELECT count(*) FROM "analytics_events" WHERE "eventType" = 'results_view'"#)
+            .await
+    );
+    let again = invoke(&app, payload).await;
+    assert_eq!(again["loaded"], json!(false));
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "analytics_events""#)
+            .await,
+        events
+    );
+}
+
+#[tokio::test]
+async fn the_scheduled_payload_rolls_up_and_a_half_window_is_refused() {
+    let app = spawn_app().await;
+    let done = invoke(&app, json!({"command": "rollup"})).await;
+    assert_eq!(done["complete"], json!(true));
+    let command =
+        admin::commands::Command::from_payload(json!({"command": "rollup", "from": "2026-11-20"}))
+            .expect("a command");
+    let mut client = app.function.state.access.pool.get().await.expect("client");
+    let refused =
+        admin::commands::execute(&mut client, &command, admin::bootstrap::Channel::Lambda).await;
+    assert!(
+        refused
+            .expect_err("refused")
+            .to_string()
+            .contains("both from and to")
+    );
+}
