@@ -26,6 +26,11 @@ pub const FARE_EVENT_TYPES: &[&str] = &["results_view", "fare_observed"];
 pub const LATE_EVENTS: Duration = Duration::hours(48);
 /// Events read per query.
 const BATCH: i64 = 5_000;
+/// New events (at or after the watermark) read per event type by one run at
+/// most: a first run over years of `results_view` events would not end
+/// within the jobs function's 300 s, and the watermark moves only at the
+/// end of a run. The next run goes on from where this one stopped.
+pub const MAX_NEW_EVENTS_PER_RUN: usize = 500_000;
 /// Highest price taken: anything above is a typo or a unit mistake.
 const MAX_PRICE: f64 = 1_000_000.0;
 /// Most data lines one import takes.
@@ -217,6 +222,10 @@ pub struct SyncReport {
     pub malformed: BTreeMap<String, u64>,
     /// Whether the watermark moved (a scheduled run, not a backfill).
     pub watermark_moved: bool,
+    /// The run stopped at its limit of new events before `to`: run it again
+    /// (a scheduled run goes on from its watermark; a backfill starts over,
+    /// storing nothing twice).
+    pub more: bool,
 }
 
 fn iso<S: serde::Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -241,7 +250,20 @@ pub async fn sync(
     client: &mut deadpool_postgres::Client,
     window: SyncWindow,
 ) -> anyhow::Result<SyncReport> {
+    sync_at_most(client, window, MAX_NEW_EVENTS_PER_RUN).await
+}
+
+/// [`sync`], reading at most `max_new_events` events of each type at or
+/// after the watermark (the re-read late-event overlap before it does not
+/// count, so that each run gets further than the one before).
+pub async fn sync_at_most(
+    client: &mut deadpool_postgres::Client,
+    window: SyncWindow,
+    max_new_events: usize,
+) -> anyhow::Result<SyncReport> {
     let now = platform::clock::now_millis();
+    let max_new_events = max_new_events.max(1);
+    let mut fresh_from = None;
     let (from, to, scheduled) = match window {
         SyncWindow::Backfill { from, to } => (from, to, false),
         SyncWindow::Scheduled => {
@@ -252,6 +274,7 @@ pub async fn sync(
                 )
                 .await?
                 .map(|row| row.get(0));
+            fresh_from = watermark;
             let from = watermark.map_or(chrono::DateTime::UNIX_EPOCH.naive_utc(), |w| {
                 w - LATE_EVENTS
             });
@@ -263,10 +286,16 @@ pub async fn sync(
         to,
         ..SyncReport::default()
     };
+    // Where the watermark may move: `to`, or where a type's read stopped.
+    let mut reached = to;
     for event_type in FARE_EVENT_TYPES {
         let mut after: Option<(NaiveDateTime, String)> = None;
+        let mut new_events = 0usize;
         loop {
             let (after_time, after_id) = after.clone().unzip();
+            let batch = i64::try_from(max_new_events - new_events)
+                .unwrap_or(BATCH)
+                .clamp(1, BATCH);
             // By the index on ("eventType", "timestamp"), in its order.
             let rows = client
                 .query(
@@ -274,11 +303,15 @@ pub async fn sync(
                        WHERE "eventType" = $1 AND "timestamp" >= $2 AND "timestamp" < $3
                          AND ($4::timestamp IS NULL OR ("timestamp", "id") > ($4, $5))
                        ORDER BY "timestamp", "id" LIMIT $6"#,
-                    &[event_type, &from, &to, &after_time, &after_id, &BATCH],
+                    &[event_type, &from, &to, &after_time, &after_id, &batch],
                 )
                 .await?;
             let Some(last) = rows.last() else { break };
             after = Some((last.get(2), last.get(0)));
+            new_events += rows
+                .iter()
+                .filter(|row| fresh_from.is_none_or(|mark| row.get::<_, NaiveDateTime>(2) >= mark))
+                .count();
             let mut fares = Vec::with_capacity(rows.len());
             let mut ids = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -295,7 +328,12 @@ pub async fn sync(
             }
             report.events += rows.len() as u64;
             report.inserted += insert(&***client, &fares, "event", Some(&ids)).await?;
-            if i64::try_from(rows.len()).unwrap_or(i64::MAX) < BATCH {
+            if i64::try_from(rows.len()).unwrap_or(i64::MAX) < batch {
+                break;
+            }
+            if new_events >= max_new_events {
+                report.more = true;
+                reached = reached.min(last.get(2));
                 break;
             }
         }
@@ -308,7 +346,7 @@ pub async fn sync(
                    ON CONFLICT ("singleton") DO UPDATE SET "syncedUntil" = greatest(
                        "bundle"."fare_sync_watermark"."syncedUntil", excluded."syncedUntil"),
                        "updatedAt" = excluded."updatedAt""#,
-                &[&to, &now],
+                &[&reached, &now],
             )
             .await?;
         report.watermark_moved = true;

@@ -3,6 +3,7 @@
 
 use admin::bootstrap::Channel;
 use admin::commands::{Command, execute};
+use admin::models::fares;
 use chrono::{Duration, NaiveDateTime};
 use serde_json::{Value, json};
 
@@ -113,6 +114,45 @@ async fn fares_sync_copies_fare_events_once_and_skips_malformed_ones() {
         .map(|row| (row.get(0), row.get(1)))
         .expect("the fare of e1");
     assert_eq!((price, event_id.as_str()), (412.5, "e1"));
+}
+
+#[tokio::test]
+async fn a_sync_stops_at_its_limit_of_new_events_and_the_next_runs_go_on() {
+    let app = spawn_app().await;
+    // Three days apart: more than the late-event overlap re-read each run.
+    for (i, days_ago) in [12, 9, 6, 3].into_iter().enumerate() {
+        let id = format!("e{i}");
+        event(
+            &app,
+            &id,
+            "results_view",
+            trip(json!(400 + i)),
+            days_ago * 24 * 60,
+        )
+        .await;
+    }
+    let mut client = client(&app).await;
+    let mut runs = Vec::new();
+    loop {
+        let report = fares::sync_at_most(&mut client, fares::SyncWindow::Scheduled, 2)
+            .await
+            .expect("sync");
+        let more = report.more;
+        runs.push(report);
+        if !more || runs.len() > 10 {
+            break;
+        }
+    }
+
+    assert!(runs[0].more, "{runs:?}");
+    assert_eq!(runs[0].inserted, 2, "{runs:?}");
+    assert!(runs.len() <= 4, "{runs:?}");
+    assert_eq!(runs.iter().map(|r| r.inserted).sum::<u64>(), 4);
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "bundle"."observed_fares""#)
+            .await,
+        4
+    );
 }
 
 #[tokio::test]
