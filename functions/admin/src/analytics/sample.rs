@@ -14,7 +14,8 @@
 //! fares of the sample follow the curves a model can learn. Web Vitals per
 //! page view (lognormal around typical field values, rated by the
 //! web-vitals thresholds), error groups, and `conversion_funnels` steps
-//! for a fifth of the funnel sessions.
+//! for a fifth of the funnel sessions; when an experiment is running,
+//! participations of the sample's sessions in it.
 //!
 //! The same seed and window give the same rows, ids included
 //! (`sample-<seed>-...`); loading a sample whose first event is stored
@@ -558,13 +559,15 @@ fn errors(sample: &mut Sample, seed: u64, hits: Vec<(usize, NaiveDateTime, Strin
     }
 }
 
-/// Loads `sample` by COPY in one transaction; false when its first event
-/// is stored already (the same sample was loaded: nothing is done).
+/// Loads `sample` by COPY in one transaction, with experiment
+/// participations for its sessions if an experiment is running; how many
+/// participations, or `None` when its first event is stored already (the
+/// same sample was loaded: nothing is done).
 pub async fn load(
     client: &mut deadpool_postgres::Client,
     options: &Options,
     sample: &Sample,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<u64>> {
     let first = format!("sample-{}-e{:09}", options.seed, 1);
     let tx = client.transaction().await?;
     let loaded = tx
@@ -575,7 +578,7 @@ pub async fn load(
         .await?
         .is_some();
     if loaded {
-        return Ok(false);
+        return Ok(None);
     }
     for (table, columns, csv) in [
         ("analytics_events", EVENT_COLUMNS, &sample.events),
@@ -592,9 +595,48 @@ pub async fn load(
         }
         sink.as_mut().finish().await?;
     }
+    let participations = tx
+        .execute(
+            ASSIGN_SAMPLE_SESSIONS,
+            &[
+                &format!("sample-{}-", options.seed),
+                &options.from,
+                &options.to,
+            ],
+        )
+        .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(participations))
 }
+
+/// Assigns each session of the sample (its events' ids begin with `$1`;
+/// by the timestamp index over `[$2, $3)`) to a variant of every running
+/// experiment, as the evaluation would have: by a hash of the session, at
+/// its first event; converted with its booking's revenue. By session only
+/// (`userId` left empty): `experiment_participations` allows one row per
+/// user and flag, and a returning user has many sessions.
+const ASSIGN_SAMPLE_SESSIONS: &str = concat!(
+    r#"
+    INSERT INTO "experiment_participations" ("id", "flagId", "sessionId", "variant", "assignedAt",
+        "converted", "convertedAt", "conversionValue")
+    SELECT $1 || 'x-' || f."id" || '-' || s."sessionId", f."id", s."sessionId",
+           f."variants"->(abs(hashtext(f."key" || s."sessionId")) % jsonb_array_length(f."variants"))->>'id',
+           s."first", s."booked" IS NOT NULL, s."booked", s."revenue"
+    FROM (
+        SELECT e."sessionId", min(e."timestamp") AS "first",
+               min(e."timestamp") FILTER (WHERE e."eventType" = 'booking_complete') AS "booked",
+               sum(CASE WHEN e."eventType" = 'booking_complete' THEN "#,
+    super::rollup::booking_revenue!(r#"e."eventData""#),
+    r#" END) AS "revenue"
+        FROM "analytics_events" e
+        WHERE e."timestamp" >= $2 AND e."timestamp" < $3 AND starts_with(e."id", $1)
+        GROUP BY e."sessionId"
+    ) s
+    CROSS JOIN "feature_flags" f
+    WHERE f."isExperiment" AND f."experimentStatus" = 'running'
+      AND jsonb_typeof(f."variants") = 'array' AND jsonb_array_length(f."variants") > 0
+    ON CONFLICT DO NOTHING"#
+);
 
 /// The `sample-data` command: generates, loads, then rolls up and computes
 /// the cohorts over the sample's window.
@@ -619,7 +661,8 @@ pub async fn run(
     .await?;
     let cohorts = super::cohorts::run(client, Some((options.from, options.to)), None).await?;
     Ok(json!({
-        "loaded": loaded,
+        "loaded": loaded.is_some(),
+        "experimentParticipations": loaded.unwrap_or(0),
         "from": options.from.and_utc().to_rfc3339(),
         "to": options.to.and_utc().to_rfc3339(),
         "events": sample.event_count,

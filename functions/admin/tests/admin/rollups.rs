@@ -734,9 +734,22 @@ async fn invoke(app: &TestApp, payload: Value) -> Value {
 #[tokio::test]
 async fn the_sample_loads_once_and_its_rollups_agree_with_its_raw_events() {
     let app = spawn_app().await;
+    app.experiment("new-checkout", "running").await;
     let payload = json!({"command": "sample-data", "weeks": 1, "seed": 3, "until": "2026-11-21", "sessions": 600});
     let loaded = invoke(&app, payload.clone()).await;
     assert_eq!(loaded["loaded"], json!(true));
+    // Every session takes part in the running experiment, once.
+    assert_eq!(loaded["experimentParticipations"], json!(600));
+    let participants: f64 = app
+        .client
+        .query_one(
+            r#"SELECT sum("value") FROM "metric_snapshots" WHERE "metricName" = 'experiment_participants' AND "granularity" = 'day'"#,
+            &[],
+        )
+        .await
+        .expect("sum")
+        .get(0);
+    assert_eq!(participants, 600.0);
     let events = app
         .count(r#"SELECT count(*) FROM "analytics_events""#)
         .await;
