@@ -27,9 +27,7 @@ SERIES = ["page_views", "sessions", "users", "searches", "bookings", "conversion
           "errors_new", "vitals.LCP.p75", "vitals.INP.p75", "vitals.CLS.p75", "vitals.FCP.p75", "vitals.TTFB.p75"]
 
 # The handler's statement, with the same parameters: what pgbench runs.
-OVERVIEW_SELECT = """SELECT "metricName", "timestamp", "value",
-       CASE WHEN "metricName" LIKE 'vitals.%' AND jsonb_typeof("dimensions" -> 'samples') = 'number'
-            THEN ("dimensions" ->> 'samples')::float8 END
+OVERVIEW_SELECT = """SELECT "metricName", "timestamp", "value"
 FROM "metric_snapshots"
 WHERE "metricName" = ANY(:names::text[]) AND "granularity" = :granularity
   AND "timestamp" >= :prev_from::timestamp AND "timestamp" < :to::timestamp;
