@@ -42,7 +42,9 @@
 //! - `experiment_participants`: participations by `assignedAt`.
 //!
 //! **Runs.** The unit of work is a UTC day (its 24 hours and the day, from
-//! one scan), in a transaction of its own. The scheduled run recomputes
+//! one scan), in a transaction of its own. Every hour covered, up to the
+//! current one, gets every count metric, 0 when nothing happened; p75s only
+//! where there are samples. The scheduled run recomputes
 //! yesterday and today, so events up to a day late are picked up by the
 //! next run, and catches up every day since its watermark
 //! (`bundle.rollup_watermark`, the end of the days done), oldest first,
@@ -442,7 +444,7 @@ pub async fn run(
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK])
             .await?;
-        roll_up(&tx, done_until, chunk_end, granularities).await?;
+        roll_up(&tx, done_until, chunk_end, granularities, now).await?;
         if window == Window::Scheduled {
             // Today is never done: the next run does it again.
             let rolled = chunk_end.min(today);
@@ -548,19 +550,22 @@ impl Bucket {
 
 type Buckets = BTreeMap<(&'static str, NaiveDateTime), Bucket>;
 
-/// Rolls up `[from, to)` (within one day) into `metric_snapshots`.
+/// Rolls up `[from, to)` (within one day) into `metric_snapshots`; hours
+/// from `now` on (the end of the current hour) have not happened yet and
+/// get no zeros.
 pub async fn roll_up(
     tx: &impl GenericClient,
     from: NaiveDateTime,
     to: NaiveDateTime,
     granularities: Granularities,
+    now: NaiveDateTime,
 ) -> anyhow::Result<()> {
     let mut buckets = Buckets::new();
     // Every bucket covered gets every count metric, 0 when nothing
     // happened: a chart shows a true zero, and a rerun leaves no stale value.
     if granularities.hours() {
         let mut hour = from;
-        while hour < to {
+        while hour < to.min(hour_ceiling(now)?) {
             buckets.entry(("hour", hour)).or_default();
             hour += TimeDelta::hours(1);
         }

@@ -612,6 +612,17 @@ async fn a_late_event_is_picked_up_by_the_next_scheduled_run() {
     .await;
     scheduled(&app).await;
     assert_eq!(value(&app, "page_views", "hour", hour).await, 2.0);
+    // The hours of today still to come get no zeros.
+    let future = app
+        .client
+        .query_one(
+            r#"SELECT count(*) FROM "metric_snapshots" WHERE "granularity" = 'hour' AND "timestamp" > $1"#,
+            &[&now],
+        )
+        .await
+        .expect("future hours")
+        .get::<_, i64>(0);
+    assert_eq!(future, 0);
     assert_eq!(
         value(
             &app,
