@@ -28,7 +28,7 @@ SERIES = ["page_views", "sessions", "users", "searches", "bookings", "conversion
 
 # The handler's statement, with the same parameters: what pgbench runs.
 OVERVIEW_SELECT = """SELECT "metricName", "timestamp", "value"
-FROM "metric_snapshots"
+FROM "bundle"."metric_series"
 WHERE "metricName" = ANY(:names::text[]) AND "granularity" = :granularity
   AND "timestamp" >= :prev_from::timestamp AND "timestamp" < :to::timestamp;
 """
@@ -118,7 +118,12 @@ def insert_snapshots(db_url, start, end):
                 FROM generate_series('{start}'::timestamp, '{end}'::timestamp - interval '{step}', interval '{step}') AS ts
                 CROSS JOIN LATERAL (SELECT ({scaled} * (0.75 + 0.25 * sin(extract(hour FROM ts) / 24.0 * 2 * pi()))
                                             * (0.85 + 0.3 * random()))::float8 AS value) v""")
+    # The rollup writes each row's series copy with it (bundle.metric_series).
+    psql(db_url, "-c", """INSERT INTO "bundle"."metric_series" ("metricName", "granularity", "timestamp", "value")
+                          SELECT "metricName", "granularity", "timestamp", "value" FROM "metric_snapshots"
+                          ON CONFLICT DO NOTHING""")
     psql(db_url, "-c", 'VACUUM ANALYZE "metric_snapshots"')
+    psql(db_url, "-c", 'VACUUM ANALYZE "bundle"."metric_series"')
 
 
 def super_admin(db_url, user_id):

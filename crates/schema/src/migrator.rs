@@ -521,6 +521,10 @@ impl Migrator {
         )
         .await
         .doing("dropping the search-popularity ledger")?;
+        // The overview's copy of the snapshots' values, just dropped.
+        tx.batch_execute(r#"DROP TABLE IF EXISTS "bundle"."metric_series""#)
+            .await
+            .doing("dropping the snapshots' series")?;
         // Price models: versions and fares name contract rows ("ml_models",
         // "analytics_events"), just dropped; a watermark kept would skip events.
         tx.batch_execute(

@@ -1,7 +1,9 @@
 //! `GET /api/admin/analytics/overview`: the headline series of the
-//! dashboard, read from `metric_snapshots` alone (never from raw events, so
-//! its cost depends on the range, not on traffic), each beside the previous
-//! period of the same length.
+//! dashboard, read from the snapshots alone (never from raw events, so its
+//! cost depends on the range, not on traffic), each beside the previous
+//! period of the same length. It reads their values from
+//! `bundle.metric_series`, the narrow copy the rollup writes with every
+//! `metric_snapshots` row in the same transaction.
 //!
 //! How a period's headline (`total`) is formed from its buckets, by series
 //! (`headline` in the answer):
@@ -146,13 +148,15 @@ pub struct Overview {
 pub async fn read(client: &impl GenericClient, range: &Range) -> ApiResult<Overview> {
     let previous = range.previous();
     let names: Vec<&str> = SERIES.iter().map(|(name, _)| *name).collect();
-    // The contract's unique index on ("metricName", "granularity",
-    // "timestamp"): one index range per metric (a sequential scan when the
-    // range is most of the table). The dimensions are never opened.
+    // The snapshots' values as the rollup copies them, in the same
+    // transaction, into `bundle.metric_series`: an index-only scan of its
+    // primary key, one range per metric. From "metric_snapshots" each row
+    // would be a heap fetch past a few KB of dimensions (twice the time:
+    // docs/analytics.md, "The dashboards' reads").
     let rows = client
         .query(
             r#"SELECT "metricName", "timestamp", "value"
-               FROM "metric_snapshots"
+               FROM "bundle"."metric_series"
                WHERE "metricName" = ANY($1) AND "granularity" = $2
                  AND "timestamp" >= $3 AND "timestamp" < $4"#,
             &[&names, &range.bucket.as_str(), &previous.from, &range.to],

@@ -372,9 +372,26 @@ const UPSERT_SNAPSHOTS: &str = r#"
     WHERE ("metric_snapshots"."value", "metric_snapshots"."dimensions")
           IS DISTINCT FROM (EXCLUDED."value", EXCLUDED."dimensions")"#;
 
+/// The same rows' series for the overview (`bundle.metric_series`: the
+/// values without their dimensions, read by an index-only scan).
+const UPSERT_SERIES: &str = r#"
+    INSERT INTO "bundle"."metric_series" ("metricName", "granularity", "timestamp", "value")
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamp[], $4::float8[])
+    ON CONFLICT ("metricName", "granularity", "timestamp") DO UPDATE
+    SET "value" = EXCLUDED."value"
+    WHERE "metric_series"."value" IS DISTINCT FROM EXCLUDED."value""#;
+
 /// p75 rows of the window whose bucket has no samples any more.
 const DELETE_STALE_VITALS: &str = r#"
     DELETE FROM "metric_snapshots" s
+    WHERE s."timestamp" >= $1 AND s."timestamp" < $2 AND s."granularity" = ANY($3)
+      AND s."metricName" = ANY($4)
+      AND NOT EXISTS (SELECT 1 FROM unnest($5::text[], $6::text[], $7::timestamp[]) AS k("metricName", "granularity", "timestamp")
+                      WHERE k."metricName" = s."metricName" AND k."granularity" = s."granularity" AND k."timestamp" = s."timestamp")"#;
+
+/// The same for their series.
+const DELETE_STALE_VITAL_SERIES: &str = r#"
+    DELETE FROM "bundle"."metric_series" s
     WHERE s."timestamp" >= $1 AND s."timestamp" < $2 AND s."granularity" = ANY($3)
       AND s."metricName" = ANY($4)
       AND NOT EXISTS (SELECT 1 FROM unnest($5::text[], $6::text[], $7::timestamp[]) AS k("metricName", "granularity", "timestamp")
@@ -645,19 +662,21 @@ pub async fn roll_up(
     .map(str::to_owned)
     .collect();
     let p75_names: Vec<String> = VITALS.iter().map(|v| format!("vitals.{v}.p75")).collect();
-    tx.execute(
-        DELETE_STALE_VITALS,
-        &[
-            &from,
-            &to,
-            &granularity_names,
-            &p75_names,
-            &vital_keys.0,
-            &vital_keys.1,
-            &vital_keys.2,
-        ],
-    )
-    .await?;
+    for statement in [DELETE_STALE_VITALS, DELETE_STALE_VITAL_SERIES] {
+        tx.execute(
+            statement,
+            &[
+                &from,
+                &to,
+                &granularity_names,
+                &p75_names,
+                &vital_keys.0,
+                &vital_keys.1,
+                &vital_keys.2,
+            ],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -914,6 +933,11 @@ async fn write(tx: &impl GenericClient, buckets: Buckets) -> anyhow::Result<()> 
             &timestamps,
             &granularities,
         ],
+    )
+    .await?;
+    tx.execute(
+        UPSERT_SERIES,
+        &[&names, &granularities, &timestamps, &values],
     )
     .await?;
     Ok(())

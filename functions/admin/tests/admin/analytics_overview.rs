@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::analytics_funnel::event;
 use crate::{TestApp, spawn_app};
 
-/// A snapshot row as the rollup writes it.
+/// A snapshot row as the rollup writes it: with its copy in
+/// `bundle.metric_series`, in one statement.
 pub async fn snapshot(
     app: &TestApp,
     metric: &str,
@@ -18,8 +19,12 @@ pub async fn snapshot(
 ) {
     app.client
         .execute(
-            r#"INSERT INTO "metric_snapshots" ("id", "metricName", "value", "dimensions", "timestamp", "granularity")
-               VALUES (gen_random_uuid()::text, $1, $2, $3, $4::text::timestamp, $5)"#,
+            r#"WITH snapshot AS (
+                   INSERT INTO "metric_snapshots" ("id", "metricName", "value", "dimensions", "timestamp", "granularity")
+                   VALUES (gen_random_uuid()::text, $1, $2, $3, $4::text::timestamp, $5)
+                   RETURNING "metricName", "granularity", "timestamp", "value")
+               INSERT INTO "bundle"."metric_series" ("metricName", "granularity", "timestamp", "value")
+               SELECT * FROM snapshot"#,
             &[&metric, &value, &dimensions, &at, &granularity],
         )
         .await

@@ -461,6 +461,79 @@ async fn web_vitals_p75_is_the_nearest_rank_overall_per_page_and_per_device() {
     );
 }
 
+/// Snapshot rows whose value differs from (or is missing in) the series
+/// copy `bundle.metric_series` the overview reads, and copies left without
+/// their snapshot row.
+async fn series_disagreements(app: &TestApp) -> i64 {
+    app.client
+        .query_one(
+            r#"SELECT count(*) FROM "metric_snapshots" s
+               FULL JOIN "bundle"."metric_series" m USING ("metricName", "granularity", "timestamp")
+               WHERE s."value" IS DISTINCT FROM m."value""#,
+            &[],
+        )
+        .await
+        .expect("compare")
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_overview_series_copy_follows_every_snapshot_row_written_or_removed() {
+    let app = spawn_app().await;
+    seed_day(&app).await;
+    app.client
+        .execute(
+            r#"INSERT INTO "performance_metrics" ("id", "metricName", "value", "rating", "url", "sessionId", "timestamp")
+               VALUES ('lcp-1', 'LCP', 1800, 'good', 'https://deals.example/', 's1', '2026-11-20 10:30')"#,
+            &[],
+        )
+        .await
+        .expect("vital");
+    let day = || {
+        backfill(
+            &app,
+            "2026-11-20 00:00",
+            "2026-11-21 00:00",
+            Granularities::Both,
+        )
+    };
+    day().await;
+    let copied: i64 = app
+        .client
+        .query_one(r#"SELECT count(*) FROM "bundle"."metric_series""#, &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert!(copied > 24, "{copied} rows copied");
+    assert_eq!(series_disagreements(&app).await, 0);
+    // A late event changes counts; the vital withdrawn removes its p75 rows.
+    event(
+        &app,
+        None,
+        "s9",
+        "page_view",
+        json!({}),
+        Some("https://deals.example/"),
+        Some(IPHONE),
+        at("2026-11-20 10:50"),
+    )
+    .await;
+    app.client
+        .execute(
+            r#"DELETE FROM "performance_metrics" WHERE "id" = 'lcp-1'"#,
+            &[],
+        )
+        .await
+        .expect("withdraw");
+    day().await;
+    assert!(
+        snapshot(&app, "vitals.LCP.p75", "hour", at("2026-11-20 10:00"))
+            .await
+            .is_none()
+    );
+    assert_eq!(series_disagreements(&app).await, 0);
+}
+
 async fn error_group(
     app: &TestApp,
     id: &str,
