@@ -4,7 +4,7 @@
 # 90 days before, read from a database holding every metric of the rollup's
 # catalogue with realistic dimensions, on the release-built admin router
 # (functions/admin/examples/bench_server.rs) on loopback, as a super_admin
-# session; against the handler's own SELECT run by pgbench, side by side in
+# session; against a plain SELECT of the same values run by pgbench, side by side in
 # the same run. Prints p50 and p99 of each and their ratio; target: p99 of
 # the hourly overview <= 50 ms.
 # Uses $BENCH_POSTGRES_URL (an admin URL) or a throwaway local cluster,

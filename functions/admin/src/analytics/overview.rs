@@ -149,16 +149,20 @@ pub async fn read(client: &impl GenericClient, range: &Range) -> ApiResult<Overv
     let previous = range.previous();
     let names: Vec<&str> = SERIES.iter().map(|(name, _)| *name).collect();
     // The snapshots' values as the rollup copies them, in the same
-    // transaction, into `bundle.metric_series`: an index-only scan of its
-    // primary key, one range per metric. From "metric_snapshots" each row
-    // would be a heap fetch past a few KB of dimensions (twice the time:
-    // docs/analytics.md, "The dashboards' reads").
+    // transaction, into `bundle.metric_series`: per metric, an index-only
+    // range scan of its primary key, the range's values coming back as two
+    // arrays. From "metric_snapshots" each value would be a heap fetch past
+    // a few KB of dimensions, and one message per value costs more than the
+    // scan (docs/analytics.md, "The dashboards' reads").
     let rows = client
         .query(
-            r#"SELECT "metricName", "timestamp", "value"
-               FROM "bundle"."metric_series"
-               WHERE "metricName" = ANY($1) AND "granularity" = $2
-                 AND "timestamp" >= $3 AND "timestamp" < $4"#,
+            r#"SELECT m.i, s.times, s.values
+               FROM unnest($1::text[]) WITH ORDINALITY AS m(name, i)
+               CROSS JOIN LATERAL (
+                   SELECT array_agg("timestamp") AS times, array_agg("value") AS values
+                   FROM "bundle"."metric_series"
+                   WHERE "metricName" = m.name AND "granularity" = $2
+                     AND "timestamp" >= $3 AND "timestamp" < $4) s"#,
             &[&names, &range.bucket.as_str(), &previous.from, &range.to],
         )
         .await
@@ -169,26 +173,35 @@ pub async fn read(client: &impl GenericClient, range: &Range) -> ApiResult<Overv
     let mut before = vec![vec![None::<f64>; buckets]; SERIES.len()];
     let bucket_ms = range.bucket.length().num_milliseconds();
     for row in &rows {
-        let name: &str = row.get(0);
-        let at: NaiveDateTime = row.get(1);
-        let Some(&series) = index_of.get(name) else {
+        // WITH ORDINALITY counts from 1.
+        let Some(series) = usize::try_from(row.get::<_, i64>(0) - 1)
+            .ok()
+            .filter(|i| *i < SERIES.len())
+        else {
             continue;
         };
-        let value: f64 = row.get(2);
-        let (points, start) = if at >= range.from {
-            (&mut current[series], range.from)
-        } else {
-            (&mut before[series], previous.from)
-        };
-        // A row off the bucket grid (not one the rollup writes) is skipped
-        // rather than moved into a neighbour.
-        let offset = (at - start).num_milliseconds();
-        if offset % bucket_ms == 0
-            && let Some(slot) = usize::try_from(offset / bucket_ms)
-                .ok()
-                .and_then(|i| points.get_mut(i))
+        let times: Option<Vec<NaiveDateTime>> = row.get(1);
+        let values: Option<Vec<f64>> = row.get(2);
+        for (at, value) in times
+            .unwrap_or_default()
+            .into_iter()
+            .zip(values.unwrap_or_default())
         {
-            *slot = Some(value);
+            let (points, start) = if at >= range.from {
+                (&mut current[series], range.from)
+            } else {
+                (&mut before[series], previous.from)
+            };
+            // A row off the bucket grid (not one the rollup writes) is
+            // skipped rather than moved into a neighbour.
+            let offset = (at - start).num_milliseconds();
+            if offset % bucket_ms == 0
+                && let Some(slot) = usize::try_from(offset / bucket_ms)
+                    .ok()
+                    .and_then(|i| points.get_mut(i))
+            {
+                *slot = Some(value);
+            }
         }
     }
     let weights_of = |headline: Headline| match headline {
