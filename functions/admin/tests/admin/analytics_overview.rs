@@ -498,7 +498,10 @@ async fn hostile_parameters_of_every_analytics_route_are_4xx_naming_the_field() 
     let app = spawn_app().await;
     let token = app.admin("root", "super_admin", None).await;
     let d = "from=2026-11-02&to=2026-11-03";
-    let eleven = (0..11).map(|i| format!("s{i}")).collect::<Vec<_>>().join(",");
+    let eleven = (0..11)
+        .map(|i| format!("s{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let long_step = "x".repeat(101);
     let ranges: Vec<(String, &str)> = vec![
         ("from=2026-11-02%00&to=2026-11-03".into(), "from"),
@@ -523,7 +526,10 @@ async fn hostile_parameters_of_every_analytics_route_are_4xx_naming_the_field() 
         (format!("{d}&granularity=hour%00"), "granularity"),
         (format!("{d}&granularity="), "granularity"),
         // The caps: 93 days of hours and 400 days pass, one bucket more does not.
-        ("from=2026-01-01&to=2026-04-04T01:00:00Z&granularity=hour".into(), "to"),
+        (
+            "from=2026-01-01&to=2026-04-04T01:00:00Z&granularity=hour".into(),
+            "to",
+        ),
         ("from=2026-01-01&to=2027-02-05T00:00:01Z".into(), "to"),
     ] {
         cases.push(("overview", query, field));
@@ -556,8 +562,14 @@ async fn hostile_parameters_of_every_analytics_route_are_4xx_naming_the_field() 
     for (query, field) in [
         (format!("{d}&period=month"), "period"),
         (format!("{d}&period=day%00"), "period"),
-        ("from=2026-01-01&to=2026-04-04T00:00:01Z&period=day".into(), "to"),
-        ("from=2026-01-05&to=2027-01-12T00:00:01Z&period=week".into(), "to"),
+        (
+            "from=2026-01-01&to=2026-04-04T00:00:01Z&period=day".into(),
+            "to",
+        ),
+        (
+            "from=2026-01-05&to=2027-01-12T00:00:01Z&period=week".into(),
+            "to",
+        ),
     ] {
         cases.push(("retention", query, field));
     }
