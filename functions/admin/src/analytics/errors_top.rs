@@ -155,5 +155,9 @@ pub async fn errors_top(
 ) -> ApiResult<Json<ErrorsTop>> {
     let query: ErrorsTopQuery = platform::json::parse_query(query.as_deref())?;
     let question = query.question()?;
-    Ok(Json(read(&***auth.client(), &question).await?))
+    let answer = super::within_budget(auth.client(), super::READ_BUDGET, async |tx| {
+        read(tx, &question).await
+    })
+    .await?;
+    Ok(Json(answer))
 }

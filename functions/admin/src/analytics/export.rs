@@ -192,36 +192,43 @@ pub async fn export(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let query = query.as_deref();
-    let client = &***auth.client();
-    let sheet = match report.as_str() {
-        "overview" => {
-            let range = platform::json::parse_query::<overview::OverviewQuery>(query)?.range()?;
-            overview_csv(&overview::read(client, &range).await?)?
-        }
-        "funnel" => {
-            let question = platform::json::parse_query::<funnel::FunnelQuery>(query)?.question()?;
-            funnel_csv(&funnel::read(client, &question).await?)?
-        }
-        "retention" => {
-            let range = platform::json::parse_query::<retention::RetentionQuery>(query)?.range()?;
-            retention_csv(&retention::read(client, &range).await?)?
-        }
-        "vitals" => {
-            let question = platform::json::parse_query::<vitals::VitalsQuery>(query)?.question()?;
-            vitals_csv(&vitals::read(client, &question).await?)?
-        }
-        "errors-top" => {
-            let question =
-                platform::json::parse_query::<errors_top::ErrorsTopQuery>(query)?.question()?;
-            errors_csv(&errors_top::read(client, &question).await?)?
-        }
-        _ => {
-            return Err(ApiError::NotFound(format!(
-                "report {report:?} (one of {})",
-                REPORTS.join(", ")
-            )));
-        }
-    };
+    let sheet = super::within_budget(auth.client(), super::READ_BUDGET, async |tx| {
+        let client = tx;
+        Ok(match report.as_str() {
+            "overview" => {
+                let range =
+                    platform::json::parse_query::<overview::OverviewQuery>(query)?.range()?;
+                overview_csv(&overview::read(client, &range).await?)?
+            }
+            "funnel" => {
+                let question =
+                    platform::json::parse_query::<funnel::FunnelQuery>(query)?.question()?;
+                funnel_csv(&funnel::read(client, &question).await?)?
+            }
+            "retention" => {
+                let range =
+                    platform::json::parse_query::<retention::RetentionQuery>(query)?.range()?;
+                retention_csv(&retention::read(client, &range).await?)?
+            }
+            "vitals" => {
+                let question =
+                    platform::json::parse_query::<vitals::VitalsQuery>(query)?.question()?;
+                vitals_csv(&vitals::read(client, &question).await?)?
+            }
+            "errors-top" => {
+                let question =
+                    platform::json::parse_query::<errors_top::ErrorsTopQuery>(query)?.question()?;
+                errors_csv(&errors_top::read(client, &question).await?)?
+            }
+            _ => {
+                return Err(ApiError::NotFound(format!(
+                    "report {report:?} (one of {})",
+                    REPORTS.join(", ")
+                )));
+            }
+        })
+    })
+    .await?;
     let disposition = format!("attachment; filename=\"{report}.csv\"");
     Ok((
         [

@@ -584,7 +584,11 @@ pub async fn funnel(
 ) -> ApiResult<Json<Funnel>> {
     let query: FunnelQuery = platform::json::parse_query(query.as_deref())?;
     let question = query.question()?;
-    Ok(Json(read(&***auth.client(), &question).await?))
+    let answer = super::within_budget(auth.client(), super::READ_BUDGET, async |tx| {
+        read(tx, &question).await
+    })
+    .await?;
+    Ok(Json(answer))
 }
 
 #[cfg(test)]

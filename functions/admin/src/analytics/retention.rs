@@ -180,5 +180,9 @@ pub async fn retention(
 ) -> ApiResult<Json<Retention>> {
     let query: RetentionQuery = platform::json::parse_query(query.as_deref())?;
     let range = query.range()?;
-    Ok(Json(read(&***auth.client(), &range).await?))
+    let answer = super::within_budget(auth.client(), super::READ_BUDGET, async |tx| {
+        read(tx, &range).await
+    })
+    .await?;
+    Ok(Json(answer))
 }

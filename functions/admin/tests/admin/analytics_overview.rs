@@ -657,3 +657,61 @@ async fn ranges_at_the_caps_are_answered() {
             .await;
     }
 }
+
+/// A read over raw rows that outlasts its budget is stopped in PostgreSQL
+/// and answered 503 asking for a shorter range, not a 500; its other
+/// failures pass through; a read within budget is answered.
+#[tokio::test]
+async fn a_read_past_its_budget_is_stopped_and_answered_503() {
+    use admin::analytics::within_budget;
+    use platform::ApiError;
+    use std::time::Duration;
+    let app = spawn_app().await;
+    let mut client = app
+        .function
+        .state
+        .access
+        .pool
+        .get()
+        .await
+        .expect("a client");
+    let budget = Duration::from_millis(200);
+    let slow = within_budget(&mut client, budget, async |tx| {
+        tx.execute("SELECT pg_sleep(5)", &[])
+            .await
+            .map_err(ApiError::internal("sleeping"))?;
+        Ok(())
+    })
+    .await
+    .expect_err("stopped");
+    assert!(
+        matches!(&slow, ApiError::Unavailable(message) if message.contains("shorter range")),
+        "{slow:?}"
+    );
+    let refused = within_budget(&mut client, budget, async |_| -> platform::ApiResult<()> {
+        Err(ApiError::invalid_field("to", "no"))
+    })
+    .await
+    .expect_err("refused");
+    assert!(
+        matches!(refused, ApiError::BadRequest { .. }),
+        "{refused:?}"
+    );
+    let answered = within_budget(&mut client, budget, async |tx| {
+        let row = tx
+            .query_one("SELECT current_setting('statement_timeout')", &[])
+            .await
+            .map_err(ApiError::internal("reading"))?;
+        Ok(row.get::<_, String>(0))
+    })
+    .await
+    .expect("answered");
+    assert_eq!(answered, "200ms");
+    // The budget was the transaction's: the connection goes back without it.
+    let after: String = client
+        .query_one("SELECT current_setting('statement_timeout')", &[])
+        .await
+        .expect("setting")
+        .get(0);
+    assert_eq!(after, "0");
+}
