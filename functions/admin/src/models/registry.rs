@@ -348,16 +348,37 @@ pub(crate) async fn rollback(client: &impl GenericClient, name: &str) -> ApiResu
     })
 }
 
-/// Activates `version` of `name` for a job (training), audited like the
-/// route with the channel as the recorded role.
+/// The active version of `name` and its holdout MAPE, as a job decides
+/// on it.
+pub type ActiveVersion = Option<(String, Option<f64>)>;
+
+/// Activates `version` of `name` for a job (training) when `decide`, shown
+/// the active version under the name's lock (so no activation in between
+/// can make its comparison stale), gives a reason; audited like the route
+/// with the channel as the recorded role. `None`: not activated, with the
+/// active version it was compared with.
 pub async fn activate_by_job(
     client: &mut deadpool_postgres::Client,
     name: &str,
     version: &str,
     channel: Channel,
-    why: &str,
-) -> anyhow::Result<Switched> {
+    decide: impl FnOnce(&ActiveVersion) -> Option<String>,
+) -> anyhow::Result<(Option<(Switched, String)>, ActiveVersion)> {
     let tx = client.transaction().await?;
+    lock_name(&*tx, name)
+        .await
+        .map_err(|e| anyhow::anyhow!("locking {name}: {e}"))?;
+    let active: ActiveVersion = tx
+        .query_opt(
+            r#"SELECT "version", ("metrics"->>'mape')::float8 FROM "bundle"."model_versions"
+               WHERE "name" = $1 AND "active""#,
+            &[&name],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1)));
+    let Some(why) = decide(&active) else {
+        return Ok((None, active));
+    };
     let switched = activate(&*tx, name, version)
         .await
         .map_err(|e| anyhow::anyhow!("activating {name} {version}: {e}"))?;
@@ -384,7 +405,7 @@ pub async fn activate_by_job(
     .insert(&*tx)
     .await?;
     tx.commit().await?;
-    Ok(switched)
+    Ok((Some((switched, why)), active))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -142,16 +142,11 @@ pub async fn run(
         "no free version name for {name} at {now}"
     );
 
-    let active_mape: Option<(String, Option<f64>)> = client
-        .query_opt(
-            r#"SELECT "version", ("metrics"->>'mape')::float8 FROM "bundle"."model_versions"
-               WHERE "name" = $1 AND "active""#,
-            &[&name],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1)));
     let new_mape = trained.metrics.mape;
-    let reason = match (&active_mape, activate) {
+    // Decided under the registry's lock of the name, against the version
+    // active then: an activation by a person in between is not overridden
+    // by a comparison made before it.
+    let decide = |active: &registry::ActiveVersion| match (active, activate) {
         (_, true) => Some("asked to (--activate)".to_owned()),
         (None, false) => Some("no version was active".to_owned()),
         (Some((_, Some(old))), false) if new_mape <= old * (1.0 + REPLACE_TOLERANCE) => Some(
@@ -160,9 +155,11 @@ pub async fn run(
         (Some((_, None)), false) => Some("the active version has no holdout MAPE".to_owned()),
         (Some(_), false) => None,
     };
-    let activation = match &reason {
-        Some(why) => Some(registry::activate_by_job(client, name, &version, channel, why).await?),
-        None => None,
+    let (activation, active_mape) =
+        registry::activate_by_job(client, name, &version, channel, decide).await?;
+    let (activation, reason) = match activation {
+        Some((switched, why)) => (Some(switched), Some(why)),
+        None => (None, None),
     };
     tracing::info!(%name, %version, mape = new_mape, activated = activation.is_some(), "model trained");
     Ok(json!({
