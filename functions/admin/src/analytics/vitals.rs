@@ -6,10 +6,14 @@
 //! has no snapshot and is absent.
 
 use access::{Authorized, action, resource};
-use axum::{Json, extract::RawQuery};
+use axum::{
+    extract::RawQuery,
+    http::header,
+    response::{IntoResponse, Response},
+};
 use chrono::NaiveDateTime;
 use platform::api_doc::{Forbidden, Invalid, Unauthenticated, Unavailable};
-use platform::{ApiError, ApiResult};
+use platform::{ApiError, ApiResult, paging};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::GenericClient;
@@ -225,7 +229,7 @@ pub async fn read(client: &impl GenericClient, question: &Question) -> ApiResult
     path = "/api/admin/analytics/vitals",
     tag = "admin",
     summary = "Web Vitals p75 and ratings per metric, day and page",
-    description = "From the daily `vitals.<metric>.p75` snapshots: per metric and day, the p75, the sample count and the samples per rating, overall and per page (only `page` when given). Days without samples are absent. Needs `analytics:read`.",
+    description = "From the daily `vitals.<metric>.p75` snapshots: per metric and day, the p75, the sample count and the samples per rating, overall and per page (only `page` when given). Days without samples are absent. An answer over 4 MiB (every page of a long range) is refused, 400 naming `to`: ask for fewer days, one `metric` or one `page`. Needs `analytics:read`.",
     params(VitalsQuery),
     security(("session" = []), ("bearer" = [])),
     responses(
@@ -236,8 +240,18 @@ pub async fn read(client: &impl GenericClient, question: &Question) -> ApiResult
 pub async fn vitals(
     mut auth: Authorized<resource::Analytics, action::Read>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Vitals>> {
+) -> ApiResult<Response> {
     let query: VitalsQuery = platform::json::parse_query(query.as_deref())?;
     let question = query.question()?;
-    Ok(Json(read(&***auth.client(), &question).await?))
+    let answer = read(&***auth.client(), &question).await?;
+    let body = serde_json::to_string(&answer).map_err(ApiError::internal("writing the vitals"))?;
+    // Every page of every day of 400 days and five metrics is some 11 MB,
+    // past what Lambda may answer (6 MB, counted escaped, as pages are).
+    if paging::escaped_len(&body) > paging::MAX_PAGE_BYTES {
+        return Err(ApiError::invalid_field(
+            "to",
+            "makes the answer larger than one response may be: ask for a shorter range, one metric or one page",
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

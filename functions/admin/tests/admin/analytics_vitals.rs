@@ -154,3 +154,51 @@ async fn bad_vitals_parameters_are_refused_naming_the_field() {
         assert_eq!(body["error"]["field"], field, "{query}: {body}");
     }
 }
+
+/// 400 days of five metrics with 50 pages each would answer some 11 MB,
+/// past what the function may return: refused naming `to`, while one
+/// metric's page over the same days is answered.
+#[tokio::test]
+async fn a_vitals_answer_too_large_for_one_response_is_refused_naming_to() {
+    let app = spawn_app().await;
+    let token = app.admin("root", "super_admin", None).await;
+    app.client
+        .execute(
+            r#"WITH pages AS (
+                   SELECT jsonb_object_agg('/deals/page-number-' || i,
+                          jsonb_build_object('p75', 2500.5 + i, 'samples', 1000 + i, 'good', 700,
+                                             'needs-improvement', 200 + i, 'poor', 100)) AS page
+                   FROM generate_series(1, 50) i)
+               INSERT INTO "metric_snapshots" ("id", "metricName", "value", "dimensions", "timestamp", "granularity")
+               SELECT m || d::text, 'vitals.' || m || '.p75', 2600.0,
+                      jsonb_build_object('samples', 60000, 'rating', jsonb_build_object('good', 40000, 'needs-improvement', 15000, 'poor', 5000), 'page', pages.page),
+                      d, 'day'
+               FROM pages, unnest(ARRAY['LCP', 'INP', 'CLS', 'FCP', 'TTFB']) m,
+                    generate_series(timestamp '2026-01-01', timestamp '2027-02-04', interval '1 day') d"#,
+            &[],
+        )
+        .await
+        .expect("snapshots");
+    let body = app
+        .expect(
+            "GET",
+            "/api/admin/analytics/vitals?from=2026-01-01&to=2027-02-05",
+            Some(&token),
+            None,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(body["error"]["field"], "to", "{body}");
+    let one_page = app
+        .expect(
+            "GET",
+            "/api/admin/analytics/vitals?from=2026-01-01&to=2027-02-05&metric=LCP&page=/deals/page-number-7",
+            Some(&token),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    let days = one_page["metrics"][0]["days"].as_array().expect("days");
+    assert_eq!(days.len(), 400);
+    assert_eq!(days[0]["pages"][0]["samples"], json!(1007));
+}
