@@ -17,6 +17,7 @@ mod lambda;
 mod models;
 mod permissions;
 mod restarts;
+mod retention;
 mod rollups;
 mod sessions;
 mod training;
