@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use crate::rbac::{Action, Resource};
+pub use crate::pseudonym::{Person, PseudonymReport, pseudonymise_person};
 
 /// Longest `errorMessage` and `userAgent` kept; the rest is cut.
 const MAX_TEXT_CHARS: usize = 1000;
@@ -235,6 +236,11 @@ pub enum Problem {
         audit_id: String,
         first_seq: i64,
     },
+    /// A record of the pseudonymisation procedure
+    /// (`audit_trail.pseudonymisations`) that no longer hashes to its place
+    /// in the records' chain: changed, removed or spliced in. `seq` is the
+    /// record's.
+    PseudonymisationAltered { seq: i64, audit_id: String },
     /// A row whose timestamp is not when it entered the chain: back- or
     /// forward-dated, or slipped in among the migration's backfill.
     OutOfOrder {
@@ -295,7 +301,7 @@ pub async fn verify(
         .read_only(true)
         .start()
         .await?;
-    let report = walk(&*tx, Start::genesis(), None).await?;
+    let report = walk(&*tx, Start::genesis(), None, true).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -327,7 +333,7 @@ pub async fn verify_incremental(
             unchained_since: Some(row.get::<_, NaiveDateTime>(2) - MAX_CLOCK_DRIFT),
         },
     };
-    let report = walk(&*tx, start, Some(max_links)).await?;
+    let report = walk(&*tx, start, Some(max_links), true).await?;
     checkpoint(&*tx, &report).await?;
     tx.commit().await?;
     Ok(report)
@@ -364,6 +370,9 @@ pub async fn verify_slice(
                 )
             }),
     };
+    // The records of pseudonymisations are checked once per pass, by its
+    // first slice.
+    let first_slice = resumed.is_none();
     let (pass, start) = match resumed {
         Some((pass, after, previous)) => {
             let since: Option<NaiveDateTime> = tx
@@ -384,7 +393,7 @@ pub async fn verify_slice(
         }
         None => (platform::ids::new_id(), Start::genesis()),
     };
-    let mut report = walk(&*tx, start, Some(max_links)).await?;
+    let mut report = walk(&*tx, start, Some(max_links), first_slice).await?;
     report.pass = Some(pass);
     checkpoint(&*tx, &report).await?;
     tx.commit().await?;
@@ -592,11 +601,14 @@ impl Start {
 
 /// Recomputes up to `limit` links after `start` (all of them with `None`),
 /// and looks for rows without a link dated from `start.unchained_since` to
-/// the last link walked (to any time when the walk reached the head).
+/// the last link walked (to any time when the walk reached the head). With
+/// `records`, also recomputes the chain of pseudonymisation records (a few
+/// per erased person, so all of them each time).
 async fn walk(
     tx: &impl GenericClient,
     start: Start,
     limit: Option<i64>,
+    records: bool,
 ) -> Result<Verification, tokio_postgres::Error> {
     // The identity's own first value: a genesis link numbered after it is
     // a chain that started over.
@@ -658,10 +670,16 @@ async fn walk(
     let links = tx
         .query_raw(
             r#"SELECT c."seq", c."auditId", c."prevHash", c."hash",
-                      CASE WHEN a."id" IS NULL THEN NULL
-                           ELSE "audit_trail"."link"(c."prevHash", to_jsonb(a), c."chainedAt", c."backfilled") END,
+                      "audit_trail"."expected_link"(c."prevHash", to_jsonb(a), to_jsonb(s), p."records",
+                                                    c."chainedAt", c."backfilled"),
                       a."timestamp", (c."chainedAt" AT TIME ZONE 'UTC'), c."backfilled"
                FROM "audit_trail"."chain" c LEFT JOIN "audit_logs" a ON a."id" = c."auditId"
+                    LEFT JOIN "audit_trail"."salts" s ON s."auditId" = c."auditId"
+                    LEFT JOIN (SELECT r."auditId",
+                                      jsonb_object_agg(r."column", jsonb_build_object('digest', r."originalDigest",
+                                                       'now', r."pseudonymisedDigest") ORDER BY r."seq") AS "records"
+                               FROM "audit_trail"."pseudonymisations" r GROUP BY r."auditId") p
+                           ON p."auditId" = c."auditId"
                WHERE c."seq" > $1
                ORDER BY c."seq"
                LIMIT $2"#,
@@ -766,6 +784,34 @@ async fn walk(
                 audit_id: row.get(0),
             },
         );
+    }
+    if records {
+        let records = tx
+            .query_raw(
+                r#"SELECT "seq", "auditId", "prevHash", "hash",
+                          "audit_trail"."record_hash"("prevHash", "auditId", "column", "originalDigest",
+                                                      "pseudonymisedDigest", "procedure", "pseudonymisedAt")
+                   FROM "audit_trail"."pseudonymisations" ORDER BY "seq""#,
+                std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+            )
+            .await?;
+        futures_util::pin_mut!(records);
+        let mut previous = GENESIS.to_owned();
+        while let Some(row) = records.try_next().await? {
+            let prev_hash: String = row.get(2);
+            let hash: String = row.get(3);
+            let recomputed: Option<String> = row.get(4);
+            if prev_hash != previous || recomputed.as_deref() != Some(hash.as_str()) {
+                note(
+                    &mut report,
+                    Problem::PseudonymisationAltered {
+                        seq: row.get(0),
+                        audit_id: row.get(1),
+                    },
+                );
+            }
+            previous = hash;
+        }
     }
     report.intact = report.problem_count == 0;
     Ok(report)

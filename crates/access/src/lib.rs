@@ -9,6 +9,8 @@
 //!   are written: with their audit row, in one transaction.
 //! - [`audit`]: audit rows, redaction, and verification of the database's
 //!   hash chain over them.
+//! - [`pseudonym`]: replacing a person's identifiers in the audit trail by
+//!   keyed pseudonyms so that the chain still verifies.
 //! - [`screen`]: what every admin router refuses before routing.
 //!
 //! Every function with admin routes (admin, cms, ...) uses this crate, so
@@ -17,6 +19,7 @@
 pub mod audit;
 pub mod guard;
 pub mod jwe;
+pub mod pseudonym;
 pub mod rbac;
 pub mod screen;
 pub mod session;

@@ -14,6 +14,7 @@ const ANALYTICS_ROLLUPS_MIGRATION: &str = "20261201120000_analytics_rollups";
 const PRICE_MODELS_MIGRATION: &str = "20261201130000_price_models";
 const PREDICTION_OUTCOMES_MIGRATION: &str = "20261201140000_prediction_outcomes";
 const METRIC_SERIES_MIGRATION: &str = "20261201150000_metric_series";
+const AUDIT_PSEUDONYMS_MIGRATION: &str = "20261201160000_audit_pseudonyms";
 const AUDIT_TRAIL_MIGRATION: &str = "20251125090000_audit_trail_tamper_evidence";
 
 #[tokio::test]
@@ -50,7 +51,8 @@ async fn down_drops_the_seventeen_tables_and_the_record_but_keeps_users() {
             ANALYTICS_ROLLUPS_MIGRATION,
             PRICE_MODELS_MIGRATION,
             PREDICTION_OUTCOMES_MIGRATION,
-            METRIC_SERIES_MIGRATION
+            METRIC_SERIES_MIGRATION,
+            AUDIT_PSEUDONYMS_MIGRATION
         ]
     );
     let chain_left: bool = client
@@ -87,7 +89,8 @@ async fn up_after_down_restores_the_contract() {
             ANALYTICS_ROLLUPS_MIGRATION,
             PRICE_MODELS_MIGRATION,
             PREDICTION_OUTCOMES_MIGRATION,
-            METRIC_SERIES_MIGRATION
+            METRIC_SERIES_MIGRATION,
+            AUDIT_PSEUDONYMS_MIGRATION
         ]
     );
     let (_, differences) = contract::verify(&client).await.expect("verify");
