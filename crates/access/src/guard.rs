@@ -125,7 +125,7 @@ macro_rules! markers {
 
 pub mod resource {
     markers!(ResourceMarker, RESOURCE, Resource: Deals, Destinations, Emails, Suggestions,
-        Experiments, Flags, Models, Analytics, Errors, System, AuditLogs, Users);
+        Experiments, Flags, Models, Analytics, Errors, System, AuditLogs, Users, Privacy);
 }
 
 pub mod action {

@@ -72,6 +72,7 @@ names! {
         System = "system",
         AuditLogs = "audit_logs",
         Users = "users",
+        Privacy = "privacy",
     }
 }
 
@@ -157,8 +158,10 @@ impl Role {
     ///   destinations.
     /// - `user`: nothing.
     ///
-    /// Resources the application never had (errors, models, suggestions)
-    /// are `super_admin`'s until granted through overrides.
+    /// Resources the application never had (errors, models, suggestions,
+    /// privacy) are `super_admin`'s until granted through overrides:
+    /// `privacy` erases visitors' data, which nobody else should do by
+    /// default.
     pub fn defaults(self, resource: Resource) -> Actions {
         use Resource::*;
         match (self, resource) {

@@ -16,6 +16,8 @@ use access::audit;
 use crate::analytics::{cohorts, rollup, sample};
 use crate::bootstrap::{self, Channel};
 use crate::models;
+use crate::privacy::erasure;
+use crate::privacy::retention::{self, RetentionConfig};
 
 /// How long a job starts new work for: a scheduled or invoked run stops
 /// within the jobs function's time limit and the next run goes on; the
@@ -59,6 +61,14 @@ pub const USAGE: &str = "usage:
                                                     the fares observed later; record the realised
                                                     accuracy per model version; with a window,
                                                     rescore the predictions created in it
+  admin erase --user-id <id> | --email <email> | --session-id <id>
+                                                    erase a visitor's rows in every table that
+                                                    names them (audited without the identifier);
+                                                    prints the counts per table
+  admin retention                                   delete the raw rows older than their table's
+                                                    window (RETENTION_*_DAYS) and no longer needed
+                                                    by the rollup, cohorts, fares-sync or accuracy
+                                                    jobs, in bounded batches; prints the counts
   Times are RFC 3339 or YYYY-MM-DD (midnight UTC).
 Database settings come from POSTGRES_URL (and POSTGRES_URL_NON_POOLING, preferred when set).";
 
@@ -78,6 +88,8 @@ pub enum Command {
         pass: Option<String>,
     },
     AuditMaintain,
+    /// Deletes expired raw rows (see [`crate::privacy::retention`]).
+    Retention,
     /// The realised accuracy of served price predictions; a window (of
     /// the predictions' `createdAt`) rescores.
     PredictionAccuracy {
@@ -123,6 +135,16 @@ pub enum Command {
         name: String,
         #[serde(default)]
         activate: bool,
+    },
+    /// Erases a visitor: exactly one of the three (see
+    /// [`crate::privacy::erasure`]).
+    Erase {
+        #[serde(default, rename = "userId")]
+        user_id: Option<String>,
+        #[serde(default)]
+        email: Option<String>,
+        #[serde(default, rename = "sessionId")]
+        session_id: Option<String>,
     },
     SampleData {
         #[serde(default = "default_sample_weeks")]
@@ -374,6 +396,7 @@ impl Command {
                 pass: None,
             }),
             ["audit-maintain"] => Ok(Self::AuditMaintain),
+            ["retention"] => Ok(Self::Retention),
             ["prediction-accuracy", ..] => {
                 only_flags(&args, &["--from", "--to"], &[])?;
                 let (from, to) = window(&args)?;
@@ -436,6 +459,16 @@ impl Command {
                     csv: option(&args, "--csv")?,
                 })
             }
+            ["erase", ..] => {
+                only_flags(&args, &["--user-id", "--email", "--session-id"], &[])?;
+                let command = Self::Erase {
+                    user_id: option(&args, "--user-id")?,
+                    email: option(&args, "--email")?,
+                    session_id: option(&args, "--session-id")?,
+                };
+                command.person().map_err(|e| format!("{e}\n{USAGE}"))?;
+                Ok(command)
+            }
             ["bootstrap-admin", rest @ ..] => {
                 let mut email = None;
                 let mut force = false;
@@ -451,6 +484,20 @@ impl Command {
                 Ok(Self::BootstrapAdmin { email, force })
             }
             _ => Err(USAGE.to_owned()),
+        }
+    }
+
+    /// The person an `erase` names, checked; `None` for other commands.
+    fn person(&self) -> anyhow::Result<Option<erasure::Person>> {
+        match self {
+            Self::Erase {
+                user_id,
+                email,
+                session_id,
+            } => erasure::Person::from_parts(user_id.clone(), email.clone(), session_id.clone())
+                .map(Some)
+                .map_err(|(field, rule)| anyhow::anyhow!("{field} {rule}")),
+            _ => Ok(None),
         }
     }
 
@@ -486,6 +533,19 @@ pub async fn execute(
             Ok(serde_json::to_value(report)?)
         }
         Command::AuditMaintain => maintain(client).await,
+        // The command line's own settings; the Lambda passes the windows it
+        // read at cold start to [`retention`] instead.
+        Command::Retention => {
+            let config = RetentionConfig::from_env(&Env::process())?;
+            retention(client, &config, channel).await
+        }
+        Command::Erase { .. } => {
+            let person = command
+                .person()?
+                .ok_or_else(|| anyhow::anyhow!("erase names a person"))?;
+            let erasure = erasure::erase_by_job(client, &person, channel).await?;
+            Ok(serde_json::to_value(erasure)?)
+        }
         Command::PredictionAccuracy { from, to } => {
             let window = payload_window(*from, *to)?;
             let report =
@@ -558,6 +618,21 @@ pub async fn execute(
             }
         }
     }
+}
+
+/// The `retention` job with `config`: bounded by the jobs function's time
+/// limit when scheduled or invoked.
+pub async fn retention(
+    client: &tokio_postgres::Client,
+    config: &RetentionConfig,
+    channel: Channel,
+) -> anyhow::Result<Value> {
+    let limits = retention::Limits::for_job(match channel {
+        Channel::Lambda => Some(retention::RUN_BUDGET),
+        Channel::Cli => None,
+    });
+    let report = retention::run(client, config, platform::clock::now_millis(), limits).await?;
+    Ok(serde_json::to_value(report)?)
 }
 
 /// Whether a verification anywhere in `outcome` found the trail not intact.

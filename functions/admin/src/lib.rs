@@ -36,6 +36,7 @@ pub mod csv_export;
 pub mod experiments;
 pub mod flags;
 pub mod models;
+pub mod privacy;
 pub mod trail;
 pub mod triage;
 pub mod users;
@@ -60,6 +61,8 @@ use serde_json::Value;
 #[derive(Clone)]
 pub struct AppState {
     pub access: Access,
+    /// The retention windows, read at cold start.
+    pub retention: privacy::retention::RetentionConfig,
 }
 
 /// The function, built once per container from its settings: by `main.rs`
@@ -76,6 +79,7 @@ impl App {
         let pool = platform::db::pool(&database, Checkout::Verified)?;
         let state = AppState {
             access: Access::new(pool, SessionKeys::from_env(env)?),
+            retention: privacy::retention::RetentionConfig::from_env(env)?,
         };
         Ok(Self {
             router: router(state.clone()),
@@ -99,7 +103,13 @@ impl Function for App {
             Event::CustomResource(_) => anyhow::bail!("admin has no custom resource"),
         };
         let mut client = self.state.access.pool.get().await?;
-        let outcome = commands::execute(&mut client, &command, Channel::Lambda).await?;
+        let outcome = match command {
+            // With the windows read at cold start, not the process's now.
+            Command::Retention => {
+                commands::retention(&client, &self.state.retention, Channel::Lambda).await?
+            }
+            command => commands::execute(&mut client, &command, Channel::Lambda).await?,
+        };
         tracing::info!(%outcome, "command done");
         Ok(outcome)
     }
@@ -163,6 +173,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = <ApiDoc as utoipa::OpenApi>::openapi();
     doc.merge(analytics::openapi());
     doc.merge(models::openapi());
+    doc.merge(privacy::openapi());
     doc
 }
 
@@ -207,6 +218,7 @@ fn router(state: AppState) -> Router {
         )
         .merge(analytics::routes())
         .merge(models::routes())
+        .merge(privacy::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(access::screen::screen))
         .with_state(state);

@@ -16,6 +16,8 @@ mod hostile_input;
 mod lambda;
 mod models;
 mod permissions;
+mod privacy_docs;
+mod privacy_erasure;
 mod restarts;
 mod retention;
 mod rollups;
