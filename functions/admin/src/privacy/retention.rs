@@ -37,7 +37,7 @@ use crate::analytics::cohorts;
 use crate::models::fares;
 
 /// One retention setting: its variable, its default in days, the tables
-/// it governs. docs/privacy.md lists each (a test holds it to this list).
+/// whose rows it deletes (a table's dependants in `bundle` with it). docs/privacy.md lists each (a test holds it to this list).
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
     pub variable: &'static str,
@@ -58,7 +58,7 @@ pub const VITALS: Setting = Setting {
 pub const ERRORS: Setting = Setting {
     variable: "RETENTION_ERRORS_DAYS",
     default_days: 90,
-    tables: &["error_logs", "bundle.error_hours"],
+    tables: &["error_logs", "bundle.error_tallies", "bundle.error_hours"],
 };
 pub const PREDICTIONS: Setting = Setting {
     variable: "RETENTION_PREDICTIONS_DAYS",
@@ -68,7 +68,7 @@ pub const PREDICTIONS: Setting = Setting {
 pub const PARTICIPATIONS: Setting = Setting {
     variable: "RETENTION_PARTICIPATIONS_DAYS",
     default_days: 90,
-    tables: &["experiment_participations"],
+    tables: &["experiment_participations", "bundle.experiment_conversions"],
 };
 pub const COHORTS: Setting = Setting {
     variable: "RETENTION_COHORTS_DAYS",
