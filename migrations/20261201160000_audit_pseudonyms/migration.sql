@@ -195,7 +195,12 @@ BEGIN
            AND to_jsonb(NEW) - "audit_trail"."identifying_columns"() = to_jsonb(OLD) - "audit_trail"."identifying_columns"() THEN
             RETURN NEW;
         END IF;
-        IF TG_TABLE_SCHEMA = 'audit_trail' AND TG_TABLE_NAME = 'salts' AND NEW."auditId" = OLD."auditId" THEN
+        -- Nested: NEW has an "auditId" only on salts, and plpgsql does not short-circuit.
+        IF TG_TABLE_SCHEMA = 'audit_trail' AND TG_TABLE_NAME = 'salts' THEN
+            IF to_jsonb(NEW)->'auditId' <> to_jsonb(OLD)->'auditId' THEN
+                RAISE EXCEPTION 'the auditId of audit_trail.salts cannot change'
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
             FOREACH "name" IN ARRAY "audit_trail"."identifying_columns"() LOOP
                 IF to_jsonb(NEW)->"name" <> 'null'::jsonb AND to_jsonb(NEW)->"name" <> to_jsonb(OLD)->"name" THEN
                     RAISE EXCEPTION 'only the erasure of a salt is allowed on audit_trail.salts'

@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
-use crate::rbac::{Action, Resource};
 pub use crate::pseudonym::{Person, PseudonymReport, pseudonymise_person};
+use crate::rbac::{Action, Resource};
 
 /// Longest `errorMessage` and `userAgent` kept; the rest is cut.
 const MAX_TEXT_CHARS: usize = 1000;

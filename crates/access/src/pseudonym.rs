@@ -105,7 +105,7 @@ pub fn key_from_env() -> Result<Vec<u8>, KeyError> {
 /// A hex key of at least [`MIN_KEY_BYTES`].
 pub fn parse_key(hex: &str) -> Result<Vec<u8>, KeyError> {
     let hex = hex.trim();
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(KeyError::NotHex);
     }
     let key: Vec<u8> = (0..hex.len())
@@ -187,11 +187,7 @@ pub async fn pseudonymise_person(
         let changed: i32 = tx
             .query_one(
                 r#"SELECT "audit_trail"."pseudonymise"($1, $2, $3)"#,
-                &[
-                    &audit_id,
-                    &Value::Object(replacement),
-                    &report.procedure,
-                ],
+                &[&audit_id, &Value::Object(replacement), &report.procedure],
             )
             .await?
             .get(0);
