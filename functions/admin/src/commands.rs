@@ -494,7 +494,7 @@ impl Command {
                 user_id,
                 email,
                 session_id,
-            } => erasure::Person::from_parts(user_id.clone(), email.clone(), session_id.clone())
+            } => erasure::person(user_id.clone(), email.clone(), session_id.clone())
                 .map(Some)
                 .map_err(|(field, rule)| anyhow::anyhow!("{field} {rule}")),
             _ => Ok(None),
@@ -539,12 +539,11 @@ pub async fn execute(
             let config = RetentionConfig::from_env(&Env::process())?;
             retention(client, &config, channel).await
         }
+        // The command line's own settings; the Lambda passes the key it
+        // read at cold start to [`erase`] instead.
         Command::Erase { .. } => {
-            let person = command
-                .person()?
-                .ok_or_else(|| anyhow::anyhow!("erase names a person"))?;
-            let erasure = erasure::erase_by_job(client, &person, channel).await?;
-            Ok(serde_json::to_value(erasure)?)
+            let config = erasure::ErasureConfig::from_env(&Env::process())?;
+            erase(client, command, &config, channel).await
         }
         Command::PredictionAccuracy { from, to } => {
             let window = payload_window(*from, *to)?;
@@ -633,6 +632,20 @@ pub async fn retention(
     });
     let report = retention::run(client, config, platform::clock::now_millis(), limits).await?;
     Ok(serde_json::to_value(report)?)
+}
+
+/// The `erase` command with the pseudonyms' key of `config`.
+pub async fn erase(
+    client: &mut deadpool_postgres::Client,
+    command: &Command,
+    config: &erasure::ErasureConfig,
+    channel: Channel,
+) -> anyhow::Result<Value> {
+    let person = command
+        .person()?
+        .ok_or_else(|| anyhow::anyhow!("not an erase command"))?;
+    let erasure = erasure::erase_by_job(client, &person, config, channel).await?;
+    Ok(serde_json::to_value(erasure)?)
 }
 
 /// Whether a verification anywhere in `outcome` found the trail not intact.

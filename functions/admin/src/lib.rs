@@ -63,6 +63,8 @@ pub struct AppState {
     pub access: Access,
     /// The retention windows, read at cold start.
     pub retention: privacy::retention::RetentionConfig,
+    /// The audit trail's pseudonym key, read at cold start.
+    pub erasure: privacy::erasure::ErasureConfig,
 }
 
 /// The function, built once per container from its settings: by `main.rs`
@@ -80,6 +82,7 @@ impl App {
         let state = AppState {
             access: Access::new(pool, SessionKeys::from_env(env)?),
             retention: privacy::retention::RetentionConfig::from_env(env)?,
+            erasure: privacy::erasure::ErasureConfig::from_env(env)?,
         };
         Ok(Self {
             router: router(state.clone()),
@@ -107,6 +110,9 @@ impl Function for App {
             // With the windows read at cold start, not the process's now.
             Command::Retention => {
                 commands::retention(&client, &self.state.retention, Channel::Lambda).await?
+            }
+            command @ Command::Erase { .. } => {
+                commands::erase(&mut client, &command, &self.state.erasure, Channel::Lambda).await?
             }
             command => commands::execute(&mut client, &command, Channel::Lambda).await?,
         };

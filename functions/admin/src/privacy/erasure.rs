@@ -31,8 +31,14 @@
 //!   belong to the site's application, not to visitor analytics: deleting
 //!   the account is the application's job (its delete cascades the grant).
 //! - The audit trail is append-only; its rows are not deleted. The
-//!   erasure's own audit row records which kind of identifier was given and
-//!   the counts, never the identifier.
+//!   person's identifiers in it are replaced by keyed pseudonyms
+//!   ([`access::audit::pseudonymise_person`], in the same transaction;
+//!   rows chained before that procedure existed are kept and reported). An
+//!   erasure without the key (`PRIVACY_PSEUDONYM_KEY`) is refused, 503,
+//!   before anything is deleted: half an erasure would look like a whole
+//!   one. The erasure's own audit row records which kind of identifier was
+//!   given, the counts and the pseudonymisation's report, never the
+//!   identifier.
 //!
 //! The person's rows are found by the contract's indexes where they exist
 //! (`analytics_events` by user and by session, `error_logs` by user,
@@ -42,19 +48,24 @@
 //! Rows written by the intake after the erasure's snapshot (a visitor still
 //! browsing while they are erased) are not seen; a repeat erases them.
 
-use access::audit::{Entry, Origin, Recorder};
+use std::sync::Arc;
+
+use access::audit::{Entry, Origin, PseudonymReport, Recorder, pseudonymise_person};
+use access::pseudonym::{KEY_VAR, parse_key};
 use access::rbac::{Action, Resource};
 use access::{Authorized, Change, action, resource};
-use axum::{Json, body::Bytes};
+use axum::{Json, body::Bytes, extract::State};
 use platform::api_doc::{
     Forbidden, Invalid, TooLarge, Unauthenticated, Unavailable, WrongMediaType,
 };
+use platform::config::{ConfigError, Env};
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 
+use crate::AppState;
 use crate::bootstrap::Channel;
 
 /// The `sessionId` of an error group whose reporter was erased.
@@ -151,83 +162,116 @@ pub const PERSONAL_DATA: &[PersonalData] = &[
     },
 ];
 
+/// The erasure's settings, read once at cold start: the key of the audit
+/// trail's pseudonyms.
+#[derive(Clone, Default)]
+pub struct ErasureConfig {
+    key: Option<Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for ErasureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self.key.is_some() { "set" } else { "not set" };
+        f.debug_struct("ErasureConfig").field("key", &key).finish()
+    }
+}
+
+impl ErasureConfig {
+    /// `PRIVACY_PSEUDONYM_KEY` (hex, at least 32 bytes). Unset, the function
+    /// starts and its erasures are refused (503): the other routes need no
+    /// key. Set but unusable, the cold start fails naming it.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let Some(hex) = env.optional(KEY_VAR) else {
+            return Ok(Self::default());
+        };
+        let key = parse_key(&hex).map_err(|e| ConfigError {
+            variable: KEY_VAR,
+            problem: e.to_string(),
+        })?;
+        Ok(Self {
+            key: Some(key.into()),
+        })
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+}
+
+/// Why an erasure cannot run without the key: it must not leave the
+/// person's identifiers in the audit trail.
+const NO_KEY: &str = "erasure needs PRIVACY_PSEUDONYM_KEY, the key of the audit trail's pseudonyms, and the function has none";
+
 /// Longest user or session id taken (the intake's ids are far shorter).
 const MAX_ID_CHARS: usize = 255;
 /// Longest email address (RFC 5321's path limit, less the brackets).
 const MAX_EMAIL_CHARS: usize = 320;
 
-/// Whom to erase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Person {
-    UserId(String),
-    Email(String),
-    SessionId(String),
+/// Whom to erase: the same type the audit trail's pseudonymisation takes.
+pub use access::audit::Person;
+
+/// The field a person was named by, which the audit row records (the value
+/// it does not).
+pub fn named_by(person: &Person) -> &'static str {
+    match person {
+        Person::UserId(_) => "userId",
+        Person::Email(_) => "email",
+        Person::SessionId(_) => "sessionId",
+    }
 }
 
-impl Person {
-    /// The field the person was named by, which the audit row records
-    /// (the value it does not).
-    pub fn field(&self) -> &'static str {
-        match self {
-            Person::UserId(_) => "userId",
-            Person::Email(_) => "email",
-            Person::SessionId(_) => "sessionId",
-        }
-    }
-
-    /// Exactly one of the three, checked; errors name the field.
-    pub fn from_parts(
-        user_id: Option<String>,
-        email: Option<String>,
-        session_id: Option<String>,
-    ) -> Result<Self, (&'static str, String)> {
-        let given: Vec<&'static str> = [
-            ("userId", user_id.is_some()),
-            ("email", email.is_some()),
-            ("sessionId", session_id.is_some()),
-        ]
-        .iter()
-        .filter(|(_, present)| *present)
-        .map(|(field, _)| *field)
-        .collect();
-        match given.as_slice() {
-            [] => {
-                return Err((
-                    "userId",
-                    "is required: give exactly one of userId, email or sessionId".into(),
-                ));
-            }
-            [_] => {}
-            [_, second, ..] => {
-                return Err((
-                    second,
-                    "give exactly one of userId, email or sessionId".into(),
-                ));
-            }
-        }
-        let id = |field: &'static str, value: String| {
-            if value.is_empty() || value.chars().count() > MAX_ID_CHARS || value.contains('\0') {
-                Err((field, format!("must be 1-{MAX_ID_CHARS} characters")))
-            } else {
-                Ok(value)
-            }
-        };
-        if let Some(value) = user_id {
-            return id("userId", value).map(Person::UserId);
-        }
-        if let Some(value) = session_id {
-            return id("sessionId", value).map(Person::SessionId);
-        }
-        let email = email.unwrap_or_default();
-        let email = email.trim();
-        if !email.contains('@') || email.chars().count() > MAX_EMAIL_CHARS || email.contains('\0') {
+/// Exactly one of the three, checked; errors name the field.
+pub fn person(
+    user_id: Option<String>,
+    email: Option<String>,
+    session_id: Option<String>,
+) -> Result<Person, (&'static str, String)> {
+    let given: Vec<&'static str> = [
+        ("userId", user_id.is_some()),
+        ("email", email.is_some()),
+        ("sessionId", session_id.is_some()),
+    ]
+    .iter()
+    .filter(|(_, present)| *present)
+    .map(|(field, _)| *field)
+    .collect();
+    match given.as_slice() {
+        [] => {
             return Err((
-                "email",
-                format!("must be an email address of at most {MAX_EMAIL_CHARS} characters"),
+                "userId",
+                "is required: give exactly one of userId, email or sessionId".into(),
             ));
         }
-        Ok(Person::Email(email.to_owned()))
+        [_] => {}
+        [_, second, ..] => {
+            return Err((
+                second,
+                "give exactly one of userId, email or sessionId".into(),
+            ));
+        }
     }
+    let id = |field: &'static str, value: String| {
+        if value.is_empty() || value.chars().count() > MAX_ID_CHARS || value.contains('\0') {
+            Err((field, format!("must be 1-{MAX_ID_CHARS} characters")))
+        } else {
+            Ok(value)
+        }
+    };
+    if let Some(value) = user_id {
+        return id("userId", value).map(Person::UserId);
+    }
+    if let Some(value) = session_id {
+        return id("sessionId", value).map(Person::SessionId);
+    }
+    let email = email.unwrap_or_default();
+    let email = email.trim();
+    if !email.contains('@') || email.chars().count() > MAX_EMAIL_CHARS || email.contains('\0') {
+        return Err((
+            "email",
+            format!("must be an email address of at most {MAX_EMAIL_CHARS} characters"),
+        ));
+    }
+    Ok(Person::Email(email.to_owned()))
 }
 
 /// The body of the route: exactly one field.
@@ -239,11 +283,9 @@ pub struct ErasureRequest {
     session_id: Option<String>,
 }
 
-impl TryFrom<ErasureRequest> for Person {
-    type Error = ApiError;
-
-    fn try_from(request: ErasureRequest) -> ApiResult<Self> {
-        Person::from_parts(request.user_id, request.email, request.session_id)
+impl ErasureRequest {
+    fn person(self) -> ApiResult<Person> {
+        person(self.user_id, self.email, self.session_id)
             .map_err(|(field, rule)| ApiError::invalid_field(field, rule))
     }
 }
@@ -269,9 +311,10 @@ pub struct Erasure {
     pub sessions_matched: u64,
     /// Per table of [`PERSONAL_DATA`] except the audit trail, in its order.
     pub tables: Vec<TableCount>,
-    /// Audit rows whose identifiers of the person were replaced by a
-    /// pseudonym; `null` while the trail is left as it is.
-    pub audit_rows_pseudonymised: Option<u64>,
+    /// The audit trail's pseudonymisation, one run per identity (a user
+    /// id; an email that names no user; none for a session, which the
+    /// trail does not record).
+    pub audit_trail: Vec<PseudonymReport>,
 }
 
 impl Erasure {
@@ -292,8 +335,13 @@ impl Erasure {
 type Sql = Result<u64, tokio_postgres::Error>;
 
 /// Erases `person` through `client`, a transaction the caller commits with
-/// its audit row.
-pub async fn erase(client: &impl GenericClient, person: &Person) -> Result<Erasure, anyhow::Error> {
+/// its audit row; their identifiers in the audit trail are replaced by
+/// pseudonyms under `key`.
+pub async fn erase(
+    client: &impl GenericClient,
+    person: &Person,
+    key: &[u8],
+) -> Result<Erasure, anyhow::Error> {
     let users: Vec<String> = match person {
         Person::UserId(id) => vec![id.clone()],
         // No index on lower("email"): one read of the users per erasure.
@@ -388,13 +436,23 @@ pub async fn erase(client: &impl GenericClient, person: &Person) -> Result<Erasu
         )
         .await?;
 
+    let identities: Vec<Person> = match person {
+        Person::SessionId(_) => Vec::new(),
+        Person::Email(given) if users.is_empty() => vec![Person::Email(given.clone())],
+        _ => users.iter().cloned().map(Person::UserId).collect(),
+    };
+    let mut audit_trail = Vec::new();
+    for identity in &identities {
+        audit_trail.push(pseudonymise_person(client, identity, key).await?);
+    }
+
     let count = |table: &str, deleted: u64, anonymised: u64| TableCount {
         table: table.to_owned(),
         deleted,
         anonymised,
     };
     Ok(Erasure {
-        erased_by: person.field().to_owned(),
+        erased_by: named_by(person).to_owned(),
         users_matched: users.len() as u64,
         sessions_matched: sessions.len() as u64,
         tables: vec![
@@ -407,7 +465,7 @@ pub async fn erase(client: &impl GenericClient, person: &Person) -> Result<Erasu
             count("bundle.experiment_conversions", conversions, 0),
             count("user_cohorts", cohorts, 0),
         ],
-        audit_rows_pseudonymised: None,
+        audit_trail,
     })
 }
 
@@ -420,7 +478,7 @@ const AUDITED_TARGET: &str = "erasure";
     path = "/api/admin/privacy/erasure",
     tag = "admin",
     summary = "Erase a visitor's data",
-    description = "Deletes, in one transaction, the rows of every table that name the person given by exactly one of `userId`, `email` (the site's users of that address) or `sessionId`; for a user, every session that carried their id too. An error group that others reported as well is kept with its reporter's columns cleared. Rollups, which hold no person, stay. Answers the counts per table; nobody matched is a valid answer with zero counts. The audit row records the kind of identifier and the counts, never the identifier. Needs `privacy:delete`.",
+    description = "Deletes, in one transaction, the rows of every table that name the person given by exactly one of `userId`, `email` (the site's users of that address) or `sessionId`; for a user, every session that carried their id too. An error group that others reported as well is kept with its reporter's columns cleared. Rollups, which hold no person, stay. Answers the counts per table; nobody matched is a valid answer with zero counts. The person's identifiers in the audit trail are replaced by keyed pseudonyms in the same transaction; without the key (`PRIVACY_PSEUDONYM_KEY`) the erasure is refused with 503 and nothing changes. The audit row records the kind of identifier, the counts and the pseudonymisation's report, never the identifier. Needs `privacy:delete`.",
     request_body = ErasureRequest,
     security(("session" = []), ("bearer" = [])),
     responses(
@@ -430,13 +488,20 @@ const AUDITED_TARGET: &str = "erasure";
 )]
 pub async fn erase_person(
     mut auth: Authorized<resource::Privacy, action::Delete>,
+    State(state): State<AppState>,
     body: Bytes,
 ) -> ApiResult<Json<Erasure>> {
+    let key = state
+        .erasure
+        .key()
+        .ok_or_else(|| ApiError::Unavailable(NO_KEY.into()))?;
     let erasure = auth
         .mutate(AUDITED_TARGET, async |tx| {
             let request: ErasureRequest = platform::json::parse(&body)?;
-            let person = Person::try_from(request)?;
-            let erasure = erase(&**tx, &person).await.map_err(ApiError::from_cause)?;
+            let person = request.person()?;
+            let erasure = erase(&**tx, &person, key)
+                .await
+                .map_err(ApiError::from_cause)?;
             Ok(Change {
                 resource_id: AUDITED_TARGET.to_owned(),
                 before: Value::Null,
@@ -459,10 +524,12 @@ pub async fn erase_person(
 pub async fn erase_by_job(
     client: &mut deadpool_postgres::Client,
     person: &Person,
+    config: &ErasureConfig,
     channel: Channel,
 ) -> anyhow::Result<Erasure> {
+    let key = config.key().ok_or_else(|| anyhow::anyhow!(NO_KEY))?;
     let tx = client.transaction().await?;
-    let erasure = erase(&*tx, person).await?;
+    let erasure = erase(&*tx, person, key).await?;
     let role = match channel {
         Channel::Cli => "erase (command line)",
         Channel::Lambda => "erase (direct invoke)",

@@ -5,9 +5,36 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{TestApp, spawn_app};
+use admin::App;
+use testkit::TestDatabase;
+
+use crate::{TestApp, fixture_secret};
 
 const ERASURE: &str = "/api/admin/privacy/erasure";
+
+/// A test key of the audit trail's pseudonyms (32 bytes).
+const PSEUDONYM_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// The function as `spawn_app` builds it, with `settings` besides the
+/// session secret.
+async fn spawn_with(settings: &[(&str, &str)]) -> TestApp {
+    let db = TestDatabase::migrated().await;
+    let secret = fixture_secret();
+    let mut env = vec![("NEXTAUTH_SECRET", secret.as_str())];
+    env.extend_from_slice(settings);
+    let function = App::build(&db.env(&env)).expect("the function");
+    let client = db.connect().await;
+    TestApp {
+        db,
+        function,
+        client,
+    }
+}
+
+/// The function with a pseudonym key, as deployed.
+async fn spawn_app() -> TestApp {
+    spawn_with(&[("PRIVACY_PSEUDONYM_KEY", PSEUDONYM_KEY)]).await
+}
 
 /// A visitor as the intake and the jobs would have recorded them: two
 /// sessions, the first begun before they signed in.
@@ -630,6 +657,7 @@ async fn the_command_line_erases_a_user_and_prints_the_counts() {
         std::process::Command::new(env!("CARGO_BIN_EXE_admin"))
             .args(args)
             .env("POSTGRES_URL", app.db.url())
+            .env("PRIVACY_PSEUDONYM_KEY", PSEUDONYM_KEY)
             .env_remove("POSTGRES_URL_NON_POOLING")
             .env_remove("AWS_LAMBDA_RUNTIME_API")
             .output()
@@ -652,4 +680,103 @@ async fn the_command_line_erases_a_user_and_prints_the_counts() {
     }
     let row = app.audit_rows().await.pop().expect("audit row");
     assert_eq!(row["userRole"], "erase (command line)");
+}
+
+#[tokio::test]
+async fn without_the_pseudonym_key_an_erasure_is_refused_and_nothing_is_erased() {
+    let app = spawn_with(&[]).await;
+    let token = super_admin(&app).await;
+    two_visitors(&app).await;
+    let before = traces(&app, &ERASED).await;
+
+    let answer = app
+        .expect(
+            "POST",
+            ERASURE,
+            Some(&token),
+            Some(json!({"userId": ERASED.user_id})),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
+
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PRIVACY_PSEUDONYM_KEY")),
+        "{answer}"
+    );
+    assert_eq!(traces(&app, &ERASED).await, before);
+}
+
+#[tokio::test]
+async fn a_malformed_pseudonym_key_stops_the_cold_start_naming_it() {
+    let db = TestDatabase::migrated().await;
+    let secret = fixture_secret();
+    let built = App::build(&db.env(&[
+        ("NEXTAUTH_SECRET", secret.as_str()),
+        ("PRIVACY_PSEUDONYM_KEY", "0a0b"),
+    ]));
+
+    let error = built.err().expect("refused").to_string();
+    assert!(error.contains("PRIVACY_PSEUDONYM_KEY"), "{error}");
+}
+
+#[tokio::test]
+async fn the_persons_identifiers_in_the_audit_trail_become_pseudonyms_and_the_chain_verifies() {
+    let app = spawn_app().await;
+    let token = super_admin(&app).await;
+    two_visitors(&app).await;
+    // The visitor was briefly a moderator: the trail names them.
+    app.expect(
+        "POST",
+        "/api/admin/users",
+        Some(&token),
+        Some(json!({"userId": ERASED.user_id, "role": "moderator"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.expect(
+        "DELETE",
+        &format!("/api/admin/users/{}", ERASED.user_id),
+        Some(&token),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    assert!(!occurrences(&app, ERASED.user_id).await.is_empty());
+
+    let answer = app
+        .expect(
+            "POST",
+            ERASURE,
+            Some(&token),
+            Some(json!({"userId": ERASED.user_id})),
+            StatusCode::OK,
+        )
+        .await;
+
+    assert!(
+        answer["auditTrail"][0]["rowsPseudonymised"]
+            .as_u64()
+            .is_some_and(|rows| rows >= 2),
+        "{answer}"
+    );
+    for (identifier, found) in traces(&app, &ERASED).await {
+        assert!(found.is_empty(), "{identifier} is still in {found:?}");
+    }
+    assert!(
+        app.count(r#"SELECT count(*) FROM "audit_logs" WHERE "resourceId" LIKE 'pseudonym:%'"#)
+            .await
+            >= 2
+    );
+    let verified = app
+        .expect(
+            "GET",
+            "/api/admin/audit/verify",
+            Some(&token),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(verified["intact"], true, "{verified}");
 }
