@@ -88,8 +88,10 @@ pub enum Command {
         pass: Option<String>,
     },
     AuditMaintain,
-    /// Deletes expired raw rows (see [`crate::privacy::retention`]).
-    Retention,
+    /// Deletes expired raw rows (see [`crate::privacy::retention`]). A
+    /// struct variant, so that an unknown field (a hoped-for `dryRun`) is
+    /// refused rather than ignored by a run that deletes.
+    Retention {},
     /// The realised accuracy of served price predictions; a window (of
     /// the predictions' `createdAt`) rescores.
     PredictionAccuracy {
@@ -396,7 +398,7 @@ impl Command {
                 pass: None,
             }),
             ["audit-maintain"] => Ok(Self::AuditMaintain),
-            ["retention"] => Ok(Self::Retention),
+            ["retention"] => Ok(Self::Retention {}),
             ["prediction-accuracy", ..] => {
                 only_flags(&args, &["--from", "--to"], &[])?;
                 let (from, to) = window(&args)?;
@@ -535,7 +537,7 @@ pub async fn execute(
         Command::AuditMaintain => maintain(client).await,
         // The command line's own settings; the Lambda passes the windows it
         // read at cold start to [`retention`] instead.
-        Command::Retention => {
+        Command::Retention {} => {
             let config = RetentionConfig::from_env(&Env::process())?;
             retention(client, &config, channel).await
         }

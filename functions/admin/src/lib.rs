@@ -108,7 +108,7 @@ impl Function for App {
         let mut client = self.state.access.pool.get().await?;
         let outcome = match command {
             // With the windows read at cold start, not the process's now.
-            Command::Retention => {
+            Command::Retention {} => {
                 commands::retention(&client, &self.state.retention, Channel::Lambda).await?
             }
             command @ Command::Erase { .. } => {

@@ -37,7 +37,8 @@ use crate::analytics::cohorts;
 use crate::models::fares;
 
 /// One retention setting: its variable, its default in days, the tables
-/// whose rows it deletes (a table's dependants in `bundle` with it). docs/privacy.md lists each (a test holds it to this list).
+/// whose rows it deletes (a table's dependants in `bundle` with it).
+/// docs/privacy.md lists each (a test holds it to this list).
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
     pub variable: &'static str,

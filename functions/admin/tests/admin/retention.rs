@@ -451,3 +451,18 @@ async fn the_direct_invoke_reports_the_rows_removed_per_table() {
     assert_eq!(outcome["removed"], 1);
     assert_eq!(outcome["complete"], true);
 }
+
+#[test]
+fn retention_is_a_command_of_the_command_line_and_of_a_direct_invoke() {
+    use admin::commands::Command;
+    assert_eq!(
+        Command::from_args(["retention".to_owned()]),
+        Ok(Command::Retention {})
+    );
+    assert_eq!(
+        Command::from_payload(json!({"command": "retention"})),
+        Ok(Command::Retention {})
+    );
+    assert!(Command::from_args(["retention".to_owned(), "--all".to_owned()]).is_err());
+    assert!(Command::from_payload(json!({"command": "retention", "days": 1})).is_err());
+}
