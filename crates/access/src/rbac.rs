@@ -497,8 +497,26 @@ mod tests {
         assert_eq!(
             e.message,
             "unknown resource; known: *, deals, destinations, emails, suggestions, experiments, \
-             flags, models, analytics, errors, system, audit_logs, users"
+             flags, models, analytics, errors, system, audit_logs, users, privacy"
         );
+    }
+
+    #[test]
+    fn erasing_visitors_is_super_admins_alone_unless_granted() {
+        for role in [Role::Admin, Role::Moderator, Role::User] {
+            assert_eq!(role.defaults(Resource::Privacy), Actions::NONE, "{role}");
+        }
+        assert!(
+            Permissions::effective(Role::SuperAdmin, &[]).allows(Resource::Privacy, Action::Delete)
+        );
+        let granted = Permissions::effective(
+            Role::Admin,
+            &[Override {
+                resource: "privacy".into(),
+                actions: vec![Action::Delete],
+            }],
+        );
+        assert!(granted.allows(Resource::Privacy, Action::Delete));
     }
 
     #[test]
