@@ -332,8 +332,13 @@ pub async fn run_settling_at_most(
     let rescored = if window.is_some() {
         let deleted = tx
             .query(
-                r#"DELETE FROM "bundle"."prediction_outcomes"
-                   WHERE "predictedAt" >= $1 AND "predictedAt" < $2 RETURNING "modelVersion""#,
+                // Only outcomes whose prediction is still there to settle
+                // again: retention deletes settled predictions and keeps
+                // their outcomes (which name no one), the only record left.
+                r#"DELETE FROM "bundle"."prediction_outcomes" o
+                   WHERE o."predictedAt" >= $1 AND o."predictedAt" < $2
+                     AND EXISTS (SELECT 1 FROM "price_predictions" p WHERE p."id" = o."predictionId")
+                   RETURNING o."modelVersion""#,
                 &[&lower, &to],
             )
             .await

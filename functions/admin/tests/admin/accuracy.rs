@@ -415,6 +415,35 @@ async fn a_rescoring_window_settles_its_predictions_again_with_fares_imported_la
 }
 
 #[tokio::test]
+async fn a_rescoring_window_keeps_the_outcomes_of_predictions_retention_removed() {
+    let app = seeded().await;
+    app.run_accuracy(None, "2026-03-10 00:00").await;
+    let before = app.realised(r#""bundle"."model_versions""#, "v1").await;
+    app.client
+        .execute(r#"DELETE FROM "price_predictions""#, &[])
+        .await
+        .expect("retention took the predictions");
+
+    let report = app
+        .run_accuracy(
+            Some(("2026-03-01 00:00", "2026-03-10 00:00")),
+            "2026-03-10 00:00",
+        )
+        .await;
+
+    assert_eq!(report.rescored, 0, "{report:?}");
+    assert_eq!(
+        app.count(r#"SELECT count(*) FROM "bundle"."prediction_outcomes""#)
+            .await,
+        6
+    );
+    assert_eq!(
+        app.realised(r#""bundle"."model_versions""#, "v1").await["realised"]["scored"],
+        before["realised"]["scored"]
+    );
+}
+
+#[tokio::test]
 async fn the_scheduled_command_runs_the_job() {
     let app = seeded().await;
     let mut client = app.function.state.access.pool.get().await.expect("client");
