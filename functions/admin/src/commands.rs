@@ -1081,4 +1081,30 @@ mod tests {
         };
         assert!(from.is_some());
     }
+
+    #[test]
+    fn erase_names_exactly_one_person_from_the_command_line_or_a_payload() {
+        assert_eq!(
+            Command::from_args(args(&["erase", "--email", "a@b.c"])),
+            Ok(Command::Erase {
+                user_id: None,
+                email: Some("a@b.c".into()),
+                session_id: None
+            })
+        );
+        assert!(Command::from_args(args(&["erase"])).is_err());
+        assert!(
+            Command::from_args(args(&["erase", "--user-id", "u", "--session-id", "s"])).is_err()
+        );
+        assert!(Command::from_args(args(&["erase", "--user", "u"])).is_err());
+        assert_eq!(
+            Command::from_payload(json!({"command": "erase", "sessionId": "s"})),
+            Ok(Command::Erase {
+                user_id: None,
+                email: None,
+                session_id: Some("s".into())
+            })
+        );
+        assert!(Command::from_payload(json!({"command": "erase", "user_id": "u"})).is_err());
+    }
 }
