@@ -42,9 +42,11 @@
 //!
 //! The person's rows are found by the contract's indexes where they exist
 //! (`analytics_events` by user and by session, `error_logs` by user,
-//! `conversion_funnels` by session); `performance_metrics`,
-//! `experiment_participations` and `user_cohorts` by user are read in full:
-//! an index there would be drift for Prisma, and an erasure is rare.
+//! `conversion_funnels` by session, `user_cohorts` by its unique user);
+//! `performance_metrics` in full, and `conversion_funnels`,
+//! `experiment_participations` by user or session (their unique indexes
+//! lead with the flag): an index there would be drift for Prisma, and an
+//! erasure is rare.
 //! Rows written by the intake after the erasure's snapshot (a visitor still
 //! browsing while they are erased) are not seen; a repeat erases them.
 
