@@ -54,54 +54,69 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT uuid_send(gen_random_uuid()) $$;
 
+-- The functions a verification calls for every link have no SET clause: SQL ones are then
+-- inlined, and PL/pgSQL ones (those taking the row more than once, which the planner does not
+-- inline) evaluate their expression on plpgsql's fast path; run by the SQL function executor
+-- one call at a time they cost twenty times the walk over raw links. Their operators are
+-- pg_catalog's, always searched first.
+
 -- A column's digest: null stays null (it identifies no one); a value without its salt (erased
 -- outside the procedure) gets a marker no digest equals, so its link no longer verifies.
 CREATE FUNCTION "audit_trail"."digest"("salt" BYTEA, "value" JSONB) RETURNS JSONB
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN "value" IS NULL OR "value" = 'null'::jsonb THEN 'null'::jsonb
         WHEN "salt" IS NULL THEN to_jsonb('unsalted'::text)
-        ELSE to_jsonb(encode(sha256("salt" || convert_to("value"::text, 'UTF8')), 'hex'))
+        ELSE to_jsonb(encode(pg_catalog.sha256("salt" || convert_to("value"::text, 'UTF8')), 'hex'))
     END
 $$;
 
 -- sha256 of a value as the records name it.
 CREATE FUNCTION "audit_trail"."value_digest"("value" JSONB) RETURNS TEXT
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT encode(sha256(convert_to(coalesce("value", 'null'::jsonb)::text, 'UTF8')), 'hex') $$;
+AS $$ SELECT encode(pg_catalog.sha256(convert_to(coalesce("value", 'null'::jsonb)::text, 'UTF8')), 'hex') $$;
 
 CREATE FUNCTION "audit_trail"."identifying_columns"() RETURNS TEXT[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT ARRAY['userId', 'userEmail', 'resourceId', 'changes', 'ipAddress', 'userAgent', 'errorMessage'] $$;
 
--- The row as its link covers it: each identifying column replaced by its digest. "salts" is
--- the row's salts (to_jsonb: bytea as '\x...'); "records" maps a pseudonymised column to
--- {"digest": originalDigest, "now": pseudonymisedDigest} of its latest record, taken only
--- while the column holds the recorded value.
-CREATE FUNCTION "audit_trail"."covered"("row" JSONB, "salts" JSONB, "records" JSONB) RETURNS JSONB
+-- What a link covers for one identifying column: the recorded digest while the column holds
+-- the value the latest record of its pseudonymisation put there ("record": {"digest",
+-- "now"}), else the digest of what it holds.
+CREATE FUNCTION "audit_trail"."column_cover"("salt" BYTEA, "value" JSONB, "record" JSONB) RETURNS JSONB
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT "row" || coalesce(jsonb_object_agg(c."name",
-        CASE WHEN "records" ? c."name"
-                  AND "records"->c."name"->>'now' = "audit_trail"."value_digest"("row"->c."name")
-             THEN "records"->c."name"->'digest'
-             ELSE "audit_trail"."digest"(decode(substr("salts"->>c."name", 3), 'hex'), "row"->c."name")
-        END), '{}'::jsonb)
-    FROM unnest("audit_trail"."identifying_columns"()) AS c("name")
+    SELECT CASE
+        WHEN "record" IS NOT NULL AND "record"->>'now' = "audit_trail"."value_digest"("value") THEN "record"->'digest'
+        ELSE "audit_trail"."digest"("salt", "value")
+    END
+$$;
+
+-- The row as its link covers it: each identifying column replaced by its digest. "records"
+-- maps a pseudonymised column to its latest record (see "records_of").
+CREATE FUNCTION "audit_trail"."covered"("row" JSONB, "s" "audit_trail"."salts", "records" JSONB) RETURNS JSONB
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN "row" || jsonb_build_object(
+        'userId', "audit_trail"."column_cover"(("s")."userId", "row"->'userId', "records"->'userId'),
+        'userEmail', "audit_trail"."column_cover"(("s")."userEmail", "row"->'userEmail', "records"->'userEmail'),
+        'resourceId', "audit_trail"."column_cover"(("s")."resourceId", "row"->'resourceId', "records"->'resourceId'),
+        'changes', "audit_trail"."column_cover"(("s")."changes", "row"->'changes', "records"->'changes'),
+        'ipAddress', "audit_trail"."column_cover"(("s")."ipAddress", "row"->'ipAddress', "records"->'ipAddress'),
+        'userAgent', "audit_trail"."column_cover"(("s")."userAgent", "row"->'userAgent', "records"->'userAgent'),
+        'errorMessage', "audit_trail"."column_cover"(("s")."errorMessage", "row"->'errorMessage', "records"->'errorMessage'));
+END
 $$;
 
 -- A link over a covered row; the suffix tells it from a link over raw columns, so a row's raw
 -- values cannot be swapped for their digests with the salts removed.
 CREATE FUNCTION "audit_trail"."link_digested"("prev_hash" TEXT, "covered" JSONB, "chained_at" TIMESTAMPTZ, "backfilled" BOOLEAN)
 RETURNS TEXT
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT encode(sha256(
+    SELECT encode(pg_catalog.sha256(
         decode("prev_hash", 'hex')
         || "audit_trail"."canonical"("covered")
         || convert_to(format('|%s|%s|digested', (extract(epoch FROM "chained_at") * 1000000)::bigint, "backfilled"), 'UTF8')
@@ -110,16 +125,18 @@ $$;
 
 -- What a link's hash should be: over raw columns for a row without salts (chained before this
 -- migration), over the covered row otherwise.
-CREATE FUNCTION "audit_trail"."expected_link"("prev_hash" TEXT, "row" JSONB, "salts" JSONB, "records" JSONB, "chained_at" TIMESTAMPTZ, "backfilled" BOOLEAN)
+CREATE FUNCTION "audit_trail"."expected_link"("prev_hash" TEXT, "row" JSONB, "s" "audit_trail"."salts", "records" JSONB,
+    "chained_at" TIMESTAMPTZ, "backfilled" BOOLEAN)
 RETURNS TEXT
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE
+BEGIN
+    RETURN CASE
         WHEN "row" IS NULL THEN NULL
-        WHEN "salts" IS NULL THEN "audit_trail"."link"("prev_hash", "row", "chained_at", "backfilled")
-        ELSE "audit_trail"."link_digested"("prev_hash", "audit_trail"."covered"("row", "salts", "records"), "chained_at", "backfilled")
-    END
+        WHEN ("s")."auditId" IS NULL THEN "audit_trail"."link"("prev_hash", "row", "chained_at", "backfilled")
+        ELSE "audit_trail"."link_digested"("prev_hash", "audit_trail"."covered"("row", "s", "records"), "chained_at", "backfilled")
+    END;
+END
 $$;
 
 -- The latest record of each pseudonymised column of a row, as "covered" takes them.
@@ -150,7 +167,7 @@ AS $$
 DECLARE
     "head" TEXT;
     "now" TIMESTAMPTZ := clock_timestamp();
-    "salts" JSONB;
+    "salts" "audit_trail"."salts";
 BEGIN
     -- Writers queue here from their audit insert to their commit, so links are appended in
     -- commit order and each reads the committed head (READ COMMITTED takes a new snapshot per
@@ -161,7 +178,7 @@ BEGIN
     INSERT INTO "audit_trail"."salts" AS s ("auditId", "userId", "userEmail", "resourceId", "changes", "ipAddress", "userAgent", "errorMessage")
     VALUES (NEW."id", "audit_trail"."new_salt"(), "audit_trail"."new_salt"(), "audit_trail"."new_salt"(), "audit_trail"."new_salt"(),
             "audit_trail"."new_salt"(), "audit_trail"."new_salt"(), "audit_trail"."new_salt"())
-    RETURNING to_jsonb(s) INTO "salts";
+    RETURNING s.* INTO "salts";
     BEGIN
         INSERT INTO "audit_trail"."chain" ("auditId", "prevHash", "hash", "chainedAt")
         VALUES (NEW."id", "head",
@@ -224,7 +241,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     "current" JSONB;
-    "salts" JSONB;
+    "salts" "audit_trail"."salts";
     "link" RECORD;
     "name" TEXT;
     "value" JSONB;
@@ -238,7 +255,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no audit row %', "audit_id" USING ERRCODE = 'no_data_found';
     END IF;
-    SELECT to_jsonb(s) INTO "salts" FROM "audit_trail"."salts" s WHERE s."auditId" = "audit_id" FOR UPDATE;
+    SELECT s.* INTO "salts" FROM "audit_trail"."salts" s WHERE s."auditId" = "audit_id" FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'audit row % was chained over its raw columns (before 20261201160000_audit_pseudonyms): it cannot be pseudonymised without breaking the chain', "audit_id"
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -265,7 +282,7 @@ BEGIN
         SELECT p."originalDigest" INTO "recorded" FROM "audit_trail"."pseudonymisations" p
         WHERE p."auditId" = "audit_id" AND p."column" = "name" ORDER BY p."seq" DESC LIMIT 1;
         "original" := coalesce("recorded",
-            "audit_trail"."digest"(decode(substr("salts"->>"name", 3), 'hex'), "current"->"name") #>> '{}');
+            "audit_trail"."digest"(decode(substr(to_jsonb("salts")->>"name", 3), 'hex'), "current"->"name") #>> '{}');
         SELECT p."hash" INTO "head" FROM "audit_trail"."pseudonymisations" p ORDER BY p."seq" DESC LIMIT 1;
         "head" := coalesce("head", repeat('0', 64));
         INSERT INTO "audit_trail"."pseudonymisations" ("auditId", "column", "originalDigest", "pseudonymisedDigest",

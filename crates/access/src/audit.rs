@@ -670,7 +670,7 @@ async fn walk(
     let links = tx
         .query_raw(
             r#"SELECT c."seq", c."auditId", c."prevHash", c."hash",
-                      "audit_trail"."expected_link"(c."prevHash", to_jsonb(a), to_jsonb(s), p."records",
+                      "audit_trail"."expected_link"(c."prevHash", to_jsonb(a), s, p."records",
                                                     c."chainedAt", c."backfilled"),
                       a."timestamp", (c."chainedAt" AT TIME ZONE 'UTC'), c."backfilled"
                FROM "audit_trail"."chain" c LEFT JOIN "audit_logs" a ON a."id" = c."auditId"

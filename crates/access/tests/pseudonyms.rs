@@ -360,7 +360,7 @@ async fn a_row_whose_salts_were_removed_and_values_replaced_by_their_digests_is_
     // the link says it covers digests, so raw columns do not match it.
     trail
         .behind_the_triggers(
-            r#"UPDATE "audit_logs" a SET "userId" = "audit_trail"."covered"(to_jsonb(a), to_jsonb(s), NULL)->>'userId'
+            r#"UPDATE "audit_logs" a SET "userId" = "audit_trail"."covered"(to_jsonb(a), s, NULL)->>'userId'
                FROM "audit_trail"."salts" s WHERE s."auditId" = a."id" AND a."id" = 'bob-2';
                DELETE FROM "audit_trail"."salts" WHERE "auditId" = 'bob-2'"#,
         )
