@@ -61,12 +61,22 @@ impl Answer {
     }
 }
 
+/// The audit pseudonyms' key the shared harness deploys with (hex, 32
+/// bytes; a test value).
+pub const TEST_PSEUDONYM_KEY: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 /// A migrated database, and the function built by the constructor `main.rs`
-/// uses, with the database's `POSTGRES_URL` and the fixtures' secret.
+/// uses, with the database's `POSTGRES_URL`, the fixtures' secret and a
+/// pseudonym key, as the template deploys it.
 pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::migrated().await;
     let secret = fixture_secret();
-    let function = App::build(&db.env(&[("NEXTAUTH_SECRET", &secret)])).expect("the function");
+    let function = App::build(&db.env(&[
+        ("NEXTAUTH_SECRET", &secret),
+        ("PRIVACY_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY),
+    ]))
+    .expect("the function");
     let client = db.connect().await;
     TestApp {
         db,

@@ -531,6 +531,13 @@ fn routes() -> Vec<Route> {
             allowed: &["super_admin"],
             success: StatusCode::OK,
         },
+        Route {
+            method: "POST",
+            path: "/api/admin/privacy/erasure",
+            permission: "privacy:delete",
+            allowed: &["super_admin"],
+            success: StatusCode::OK,
+        },
     ]
 }
 
@@ -665,6 +672,10 @@ async fn request_for(app: &TestApp, route: &Route, n: usize) -> (String, Option<
         ("GET", path) if path.starts_with("/api/admin/analytics/") => {
             (format!("{path}?from=2026-11-01&to=2026-11-08"), None)
         }
+        ("POST", "/api/admin/privacy/erasure") => (
+            route.path.to_owned(),
+            Some(json!({"sessionId": format!("session-{n}")})),
+        ),
         (_, path) if path.starts_with("/api/admin/models") => {
             let versions = price_model_versions(app).await;
             let uri = path
