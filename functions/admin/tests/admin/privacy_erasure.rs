@@ -195,9 +195,9 @@ async fn two_visitors(app: &TestApp) {
     .await;
 }
 
-/// Occurrences of `needle` in every text, json, jsonb and array column of
-/// every table of the database, by table and column, the `users` accounts
-/// aside (the site's application owns the account; the erasure leaves it).
+/// Occurrences of `needle` in every text, json, jsonb, array, uuid and
+/// address column of every table of the database, by table and column,
+/// the `users` accounts aside (the site's application owns the account; the erasure leaves it).
 /// Read from the catalogue, so a table the erasure forgets cannot escape.
 async fn occurrences(app: &TestApp, needle: &str) -> Vec<String> {
     let columns = app
@@ -205,7 +205,8 @@ async fn occurrences(app: &TestApp, needle: &str) -> Vec<String> {
         .query(
             r#"SELECT table_schema, table_name, column_name FROM information_schema.columns
                WHERE table_schema IN ('public', 'bundle', 'audit_trail')
-                 AND data_type IN ('text', 'character varying', 'json', 'jsonb', 'ARRAY')
+                 AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY',
+                                   'uuid', 'inet', 'cidr')
                  AND NOT (table_schema = 'public' AND table_name = 'users')
                  AND (table_schema, table_name) IN
                      (SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')
